@@ -1,0 +1,81 @@
+"""Text-to-image generators: any diffusers pipeline by hub id or local folder, or a built-in one.
+
+`load_pipeline(model, ...)` accepts
+- a built-in name (`BUILTIN_PIPELINES`, built in process with seeded weights; no download),
+- a local folder written by `save_pretrained` (loaded with `local_files_only=True`),
+- a hub id pinned by `revision` (loaded from the local Hugging Face cache, HF_HOME, or the hub
+  when it can be reached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from genbench.errors import GenBenchError
+from genbench.generators.tiny import build_tiny_sd_pipeline
+
+# Built-in pipelines: name -> factory(seed, image_size) returning a diffusers pipeline.
+BUILTIN_PIPELINES: dict[str, Callable[..., object]] = {"tiny-sd": build_tiny_sd_pipeline}
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise GenBenchError(f"unknown dtype {name!r}; use one of {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def load_pipeline(model: str, *, revision: str | None = None, dtype: str = "float32", device: str = "cpu",
+                  seed: int = 0, image_size: int = 32):
+    if model in BUILTIN_PIPELINES:
+        pipe = BUILTIN_PIPELINES[model](seed=seed, image_size=image_size)
+        return pipe.to(device)
+    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+    torch_dtype = resolve_dtype(dtype)
+    local = Path(model)
+    try:
+        if local.is_dir():
+            pipe = DiffusionPipeline.from_pretrained(str(local), torch_dtype=torch_dtype, local_files_only=True)
+        else:
+            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, torch_dtype=torch_dtype)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        where = f"local folder {str(local)!r}" if local.is_dir() else "the Hugging Face cache (HF_HOME) and the hub"
+        raise GenBenchError(
+            f"cannot load text-to-image model {model!r} (revision {revision!r}): not found in {where}; "
+            "download it on a connected machine (huggingface-cli download MODEL --revision REV) into HF_HOME, "
+            f"or point generate.model at a local save_pretrained folder (built-in offline models: {', '.join(BUILTIN_PIPELINES)})"
+        ) from exc
+    if hasattr(pipe, "safety_checker"):
+        pipe.safety_checker = None
+    return pipe.to(device)
+
+
+def weights_sha256(pipe) -> str:
+    """SHA-256 over every weight tensor of the pipeline's modules (names sorted), so the manifest
+    pins the exact weights whatever the file layout they were loaded from."""
+    h = hashlib.sha256()
+    for name, component in sorted(pipe.components.items()):
+        if isinstance(component, torch.nn.Module):
+            for key, tensor in sorted(component.state_dict().items()):
+                h.update(f"{name}.{key}".encode())
+                h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def set_attention_backend(pipe, backend: str) -> str:
+    """'sdpa' (PyTorch scaled-dot-product attention, the default) or 'xformers' when installed."""
+    if backend == "sdpa":
+        return backend
+    if backend == "xformers":
+        try:
+            pipe.enable_xformers_memory_efficient_attention()
+        except Exception as exc:  # xformers missing or no CUDA
+            raise GenBenchError(f"attention backend 'xformers' unavailable ({exc}); install the gpu extra or use 'sdpa'") from exc
+        return backend
+    raise GenBenchError(f"unknown attention backend {backend!r}; use 'sdpa' or 'xformers'")

@@ -1,0 +1,51 @@
+"""Stage `cost`: the ledger of every stage run (wall, CPU and GPU seconds, items, hardware, price
+used) and the USD per image of each data type."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
+from genbench import storage
+from stages.inputs import METRICS, REPORTS
+from stages.options import params_option
+from stages.params import Field, positive
+from stages.runner import METER_DIR, PRICING_SCHEMA, StageResult, run_stage
+
+UPSTREAM = ("prepare", "generate", "embed", "cler", "probe")
+OUT = METRICS / "cost.json"
+LEDGER = REPORTS / "ledger.csv"
+SCHEMA = {
+    **PRICING_SCHEMA,
+    "human_label_usd_per_image": Field(float, 1.2e-2, positive, help="the paper's human-labelling reference"),
+}
+
+
+def read_rows() -> list[dict]:
+    rows = []
+    for stage in UPSTREAM:
+        path = METER_DIR / f"{stage}.json"
+        if path.is_file():
+            rows.append(json.loads(path.read_text())["priced"])
+    return rows
+
+
+def work(p: dict) -> StageResult:
+    rows = read_rows()
+    ledger = [LedgerRow.from_dict(r) for r in rows]
+    by_type = usd_per_image_by_data_type(ledger, human_usd_per_image=p["human_label_usd_per_image"])
+    write_ledger(ledger, LEDGER)
+    result = {"usd_per_image": by_type, "usd_total": sum(r["usd_total"] or 0.0 for r in rows),
+              "snapshot": rows[0]["snapshot"] if rows else p["snapshot"], "stages": [r["stage"] for r in rows]}
+    storage.atomic_write_json(OUT, result)
+    click.echo("cost: " + "  ".join(f"{k} {v:.3g} USD/image" for k, v in by_type.items() if v is not None) + f" -> {OUT}")
+    return StageResult(metrics={f"usd_per_image.{k}": v for k, v in by_type.items() if v is not None}, artifacts=[LEDGER, OUT])
+
+
+@click.command("cost")
+@params_option
+def command(params_file: str) -> None:
+    """Turn the stages' meter readings into USD per image per data type (params: cost.*)."""
+    run_stage("cost", params_file, SCHEMA, work)

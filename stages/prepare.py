@@ -1,0 +1,77 @@
+"""Stage `prepare`: the dataset's real test split and the k-shot original training set, as image
+shards with manifests, plus the dataset metadata (class names, templates, metric) later stages read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from genbench import storage
+from genbench.datasets import get_dataset
+from genbench.errors import GenBenchError
+from stages.options import params_option
+from stages.params import Field, non_negative, positive
+from stages.runner import StageResult, run_stage
+
+OUT = Path("data/prepared")
+SCHEMA = {
+    "dataset": Field(str, "digits", help="registered dataset name (genbench datasets)"),
+    "image_size": Field(int, 32, positive),
+    "shots": Field(int, 16, positive, help="original training images per class"),
+    "seed": Field(int, 0, non_negative),
+    "data_root": Field(str, "data/raw"),
+}
+
+
+def kshot_indices(labels: np.ndarray, num_classes: int, shots: int, seed: int) -> np.ndarray:
+    """`shots` indices per class drawn without replacement by a seeded generator, class by class."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for cls in range(num_classes):
+        pool = np.flatnonzero(labels == cls)
+        if len(pool) < shots:
+            raise GenBenchError(f"prepare.shots = {shots} but class {cls} has only {len(pool)} training images; lower shots")
+        picked.append(np.sort(rng.choice(pool, size=shots, replace=False)))
+    return np.concatenate(picked)
+
+
+def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray) -> list[dict]:
+    return [
+        {
+            "key": f"{ds.name}-{split}-{i:06d}",
+            "dataset": ds.name,
+            "split": split,
+            "class_index": int(lab),
+            "class_name": ds.classnames[int(lab)],
+            "source_index": int(src),
+        }
+        for i, (lab, src) in enumerate(zip(labels, source_idx))
+    ]
+
+
+def check(p: dict) -> None:
+    get_dataset(p["dataset"])
+
+
+def work(p: dict) -> StageResult:
+    ds = get_dataset(p["dataset"])
+    root = Path(p["data_root"])
+    train = ds.loader("train", root, p["image_size"])
+    test = ds.loader("test", root, p["image_size"])
+    idx = kshot_indices(train.labels, ds.num_classes, p["shots"], p["seed"])
+    with storage.atomic_dir(OUT) as tmp:
+        storage.write_image_set(tmp / "test", test.images, _rows(ds, "test", test.labels, np.arange(len(test))))
+        storage.write_image_set(tmp / "original", train.images[idx], _rows(ds, "original", train.labels[idx], idx))
+        meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test), "num_original": len(idx)}
+        storage.atomic_write_json(tmp / "meta.json", meta)
+    click.echo(f"prepare: {ds.name}: {len(test)} test images, {len(idx)} original ({p['shots']}-shot) -> {OUT}")
+    return StageResult(metrics={"num_test": len(test), "num_original": len(idx)}, items=len(idx))
+
+
+@click.command("prepare")
+@params_option
+def command(params_file: str) -> None:
+    """Materialise the test split and the k-shot original set (params: prepare.*)."""
+    run_stage("prepare", params_file, SCHEMA, work, check)

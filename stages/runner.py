@@ -1,0 +1,88 @@
+"""The frame every stage runs in: validate params, track, meter, price, record.
+
+`run_stage` reads the stage's own params section (plus `profile` for the MLflow experiment and
+`cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs before
+anything is written, then opens the MLflow child run, meters the work, prices the meter reading
+with the named price snapshot and writes it to `metrics/meter/<stage>.json` for the cost stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from genbench import storage
+from genbench.errors import GenBenchError
+from stages.params import Field, params_hash, read_params_file, validate_section
+
+METER_DIR = Path("metrics/meter")
+PRICING_SCHEMA = {
+    "snapshot": Field(str, "paper-2023"),
+    "sku": Field((str, type(None)), None),
+}
+
+
+@dataclass
+class StageResult:
+    """What a stage's work returns: metrics to log, files to attach, images it produced and the
+    data type they count towards in the cost ledger (generated, original, retrieved or None)."""
+
+    metrics: dict = field(default_factory=dict)
+    artifacts: list[Path] = field(default_factory=list)
+    items: int = 0
+    data_type: str | None = None
+    tags: dict = field(default_factory=dict)
+
+
+def pricing_params(all_params: dict) -> dict:
+    raw = all_params.get("cost") or {}
+    return validate_section({k: raw[k] for k in PRICING_SCHEMA if k in raw}, "cost", PRICING_SCHEMA)
+
+
+def run_stage(
+    stage: str,
+    params_file: str | Path,
+    schema: dict[str, Field],
+    work: Callable[[dict], StageResult],
+    check: Callable[[dict], None] | None = None,
+) -> StageResult:
+    from cost.ledger import price_reading
+    from cost.meter import Meter
+    from cost.prices import load_snapshot
+
+    from stages.tracking import StageTracker
+
+    all_params = read_params_file(params_file)
+    params = validate_section(all_params.get(stage), stage, schema)
+    profile = all_params.get("profile", "embedded")
+    if not isinstance(profile, str) or not profile:
+        raise GenBenchError(f"params key 'profile' = {profile!r} must be a non-empty name")
+    pricing = pricing_params(all_params)
+    snapshot = load_snapshot(pricing["snapshot"])
+    if check is not None:
+        check(params)
+
+    with StageTracker(stage, profile, params, tags={"params_hash": params_hash(params)}) as tracker:
+        with Meter(stage) as meter:
+            result = work(params)
+            meter.add_items(result.items)
+        priced = price_reading(meter.reading, snapshot, override_sku=pricing["sku"], data_type=result.data_type)
+        row = priced.to_dict()
+        storage.atomic_write_json(
+            METER_DIR / f"{stage}.json",
+            {"stage": stage, "run_id": tracker.run_id, "reading": meter.reading.to_dict(), "priced": row},
+        )
+        cost_metrics = {
+            "usd_total": row["usd_total"],
+            "usd_per_image": row["usd_per_image"],
+            "wall_s": meter.reading.wall_s,
+            "cpu_s": meter.reading.cpu_s,
+            "gpu_s": meter.reading.gpu_s,
+            "items": meter.reading.items,
+        }
+        tracker.log_metrics({**result.metrics, **{k: v for k, v in cost_metrics.items() if v is not None}})
+        tracker.set_tags({**result.tags, "price_snapshot": row.get("snapshot", pricing["snapshot"]), "sku": row.get("sku")})
+        for artifact in result.artifacts:
+            tracker.log_artifact(artifact)
+    return result

@@ -1,0 +1,66 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Small settings for the end-to-end runs: the same code paths as the embedded default, fewer images.
+FAST_PARAMS = {
+    "prepare": {"shots": 4},
+    "generate": {"images_per_class": 4, "steps": 4, "batch_size": 8, "shard_size": 16},
+    "cler": {"timing_repeats": 1},
+}
+
+
+def genbench_cmd() -> list[str]:
+    exe = Path(sys.executable).with_name("genbench")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "stages.cli"]
+
+
+def write_params(directory: Path, overrides: dict | None = None) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in {**FAST_PARAMS, **(overrides or {})}.items():
+        if isinstance(values, dict):
+            params.setdefault(section, {}).update(values)
+        else:
+            params[section] = values
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def run_genbench(args: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlflow.db'}", "TQDM_DISABLE": "1"}
+    env.pop("GENBENCH_PIPELINE_ID", None)
+    proc = subprocess.run(genbench_cmd() + args, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"genbench {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    write_params(tmp_path)
+    return tmp_path
+
+
+def copy_project(dest: Path) -> Path:
+    """A git checkout of the project's tracked files (as a fresh clone would have them)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    names = [n for n in files.split("\0") if n]
+    if not names:  # not a git checkout: copy the source tree
+        names = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts]
+    for name in names:
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
