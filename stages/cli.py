@@ -39,10 +39,13 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from stages import cler, cost_stage, embed, generate, prepare, probe, report
+    from cost.cli import prices_group
+    from stages import cler, cost_stage, datasets_cmd, embed, generate, prepare, probe, report
 
     for module in (prepare, generate, embed, cler, probe, cost_stage, report):
         cli.add_command(module.command)
+    cli.add_command(prices_group)
+    cli.add_command(datasets_cmd.command)
 
 
 _register()

@@ -7,6 +7,7 @@ import json
 
 import click
 
+from cost.cli import audit_command, estimate_command
 from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
 from genbench import storage
 from stages.inputs import METRICS, REPORTS
@@ -44,8 +45,18 @@ def work(p: dict) -> StageResult:
     return StageResult(metrics={f"usd_per_image.{k}": v for k, v in by_type.items() if v is not None}, artifacts=[LEDGER, OUT])
 
 
-@click.command("cost")
+@click.group("cost", invoke_without_command=True)
 @params_option
-def command(params_file: str) -> None:
-    """Turn the stages' meter readings into USD per image per data type (params: cost.*)."""
-    run_stage("cost", params_file, SCHEMA, work)
+@click.pass_context
+def command(ctx: click.Context, params_file: str) -> None:
+    """Turn the stages' meter readings into USD per image per data type (params: cost.*).
+
+    Without a subcommand this is the pipeline stage; `estimate` extrapolates a ledger to a target
+    and `audit` rechecks a published cost table.
+    """
+    if ctx.invoked_subcommand is None:
+        run_stage("cost", params_file, SCHEMA, work)
+
+
+command.add_command(estimate_command)
+command.add_command(audit_command)

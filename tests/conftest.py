@@ -53,8 +53,8 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def copy_project(dest: Path) -> Path:
-    """A git checkout of the project's tracked files (as a fresh clone would have them)."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    """The project as a fresh clone would have it: tracked files plus untracked ones git does not ignore."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     names = [n for n in files.split("\0") if n]
     if not names:  # not a git checkout: copy the source tree
         names = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts]

@@ -1,0 +1,117 @@
+"""Datasets read from a local copy of a CLIP benchmark WebDataset mirror (Hugging Face hub,
+organisation `clip-benchmark`, repositories `wds_<name>`).
+
+Layout of a copy (what `hf download clip-benchmark/wds_<name> --repo-type dataset --local-dir DIR`
+produces): `DIR/<split>/0.tar, 1.tar, ...` (optionally `nshards.txt`), `DIR/classnames.txt` (one
+name per line, line i = label i) and `DIR/zeroshot_classification_templates.txt`. Each sample in a
+shard is a group of tar members sharing a key: one image (`.webp`, `.png`, `.jpg` or `.jpeg`) and
+its label, `.cls` (the label id as text) or, for multi-label sets, `.npy` (a multi-hot vector).
+Labels are mapped to the registry's class order through classnames.txt (`sources.label_map`).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from genbench.datasets.base import LabeledImages
+from genbench.datasets.images import decode, square_rgb, stack_arrays
+from genbench.datasets.sources import Source, label_map, normalise, remap
+from genbench.errors import GenBenchError
+
+IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
+HUB_ORG = "clip-benchmark"
+
+
+def shard_paths(split_dir: Path) -> list[Path]:
+    """The split's shards in order: 0.tar .. n-1.tar as nshards.txt says, else every *.tar by number."""
+    count_file = split_dir / "nshards.txt"
+    if count_file.is_file():
+        paths = [split_dir / f"{i}.tar" for i in range(int(count_file.read_text().strip()))]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise GenBenchError(f"WebDataset split {split_dir} lists {len(paths)} shards but {missing[0]} is missing")
+        return paths
+    return sorted(split_dir.glob("*.tar"), key=lambda p: (len(p.stem), p.stem))
+
+
+def iter_samples(shard: Path):
+    """Yield (key, {extension: bytes}) for each sample of one tar shard, in archive order."""
+    current_key, members = None, {}
+    with tarfile.open(shard) as tar:
+        for info in tar:
+            if not info.isfile():
+                continue
+            name = info.name.rsplit("/", 1)[-1]
+            directory = info.name[: len(info.name) - len(name)]
+            key, _, ext = name.partition(".")
+            key = directory + key
+            if key != current_key and current_key is not None:
+                yield current_key, members
+                members = {}
+            current_key = key
+            members[ext.lower()] = tar.extractfile(info).read()
+    if current_key is not None:
+        yield current_key, members
+
+
+def read_webdataset(split: str, location: Path, size: int, classnames: Sequence[str], dataset: str) -> LabeledImages:
+    split_dir = location / split
+    if not split_dir.is_dir():
+        raise GenBenchError(f"dataset {dataset!r}: the WebDataset copy at {location} has no {split!r} split")
+    names_file = location / "classnames.txt"
+    source_names = None
+    if names_file.is_file():
+        source_names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+    images, labels, multilabel = [], [], False
+    for shard in shard_paths(split_dir):
+        for key, members in iter_samples(shard):
+            ext = next((e for e in IMAGE_EXTENSIONS if e in members), None)
+            if ext is None:
+                continue
+            if "cls" in members:
+                labels.append(int(members["cls"].decode().strip()))
+            elif "npy" in members:
+                labels.append(np.load(io.BytesIO(members["npy"]), allow_pickle=False).astype(np.int64))
+                multilabel = True
+            else:
+                raise GenBenchError(f"dataset {dataset!r}: sample {key!r} in {shard} has no .cls or .npy label")
+            images.append(square_rgb(decode(members[ext]), size))
+    stacked = stack_arrays(images, size)
+    if multilabel:
+        multi = _reorder_columns(np.stack(labels), source_names, classnames, dataset)
+        return LabeledImages(images=stacked, labels=multi)
+    return remap(stacked, np.asarray(labels, dtype=np.int64), label_map(source_names, classnames, dataset))
+
+
+def _reorder_columns(multi: np.ndarray, source_names: Sequence[str] | None, classnames: Sequence[str],
+                     dataset: str) -> np.ndarray:
+    """Multi-hot columns in the source's class order -> the registry's order (matched by name)."""
+    if source_names is None:
+        return multi
+    src, ours = [normalise(s) for s in source_names], [normalise(c) for c in classnames]
+    if sorted(src) != sorted(ours) or len(set(src)) != len(src):
+        raise GenBenchError(
+            f"dataset {dataset!r}: classnames.txt lists {len(src)} classes that do not match the registry's "
+            f"{len(ours)} ({', '.join(classnames[:3])}, ...); use the dataset's own WebDataset mirror"
+        )
+    return multi[:, [src.index(c) for c in ours]]
+
+
+def webdataset_source(dataset: str, repo: str) -> Source:
+    """A source reading `<root>/<repo>/`, a local copy of hub repository clip-benchmark/<repo>."""
+
+    def read(split: str, location: Path, size: int, classnames: Sequence[str]) -> LabeledImages:
+        return read_webdataset(split, location, size, classnames, dataset)
+
+    return Source(
+        kind="webdataset",
+        subdir=repo,
+        marker="test",
+        read=read,
+        how_to_get=f"hf download {HUB_ORG}/{repo} --repo-type dataset --local-dir {{location}}",
+    )

@@ -1,0 +1,92 @@
+"""CLER (class-centred recognition) score and the CLIP zero-shot baseline it is compared with.
+
+CLER: L2-normalise the image features of the external images (generated, retrieved or original);
+the prototype of class j is the mean of the normalised features of the images labelled j,
+renormalised; each L2-normalised test feature gets the logits cos(test, prototype_j); the score is
+the dataset metric of those logits on the real test set, in percent.
+
+Zero-shot: the same with the CLIP text prototypes (one (D,) text embedding per class, e.g. the
+renormalised mean over the dataset's templates) in place of the image prototypes.
+
+Two ensembles of the two, when text prototypes are given:
+- `cler_ensemble` (GenBench paper, Algorithm 1): logits = (CLER logits + zero-shot logits) / 2.
+- `cler_ensemble_protosum` (the paper's released code): prototype_j =
+  normalise(normalise(image prototype_j) + normalise(text prototype_j)), then cosine logits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genbench.errors import GenBenchError
+from genbench.metrics.arrays import as_int_labels, as_matrix, l2_normalize
+from genbench.metrics.evaluation import check_metric, evaluate
+
+
+def class_prototypes(feats, labels, *, num_classes: int) -> np.ndarray:
+    """(C, D) unit-norm class prototypes: per class, the renormalised mean of L2-normalised rows.
+
+    Raises GenBenchError naming every class index that has no row, rather than using a zero
+    prototype that would silently lose all its test images.
+    """
+    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise GenBenchError(f"num_classes must be a positive integer, got {num_classes!r}")
+    feats = l2_normalize(as_matrix(feats, "gen_feats"), "gen_feats")
+    labels = as_int_labels(labels, "gen_labels", num_rows=len(feats), num_classes=num_classes)
+    counts = np.bincount(labels, minlength=num_classes)
+    missing = np.flatnonzero(counts == 0)
+    if len(missing):
+        raise GenBenchError(
+            f"no images for class index(es) {missing.tolist()} of {num_classes}; "
+            "every class needs at least one image to form its prototype"
+        )
+    order = np.argsort(labels, kind="stable")
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    sums = np.add.reduceat(feats[order], starts, axis=0)
+    return l2_normalize(sums / counts[:, None], "class prototypes (the images of a class cancel out)")
+
+
+def _test_matrix(test_feats, dims: int) -> np.ndarray:
+    test = as_matrix(test_feats, "test_feats")
+    if test.shape[1] != dims:
+        raise GenBenchError(f"test_feats have {test.shape[1]} dims but the prototypes have {dims}")
+    return l2_normalize(test, "test_feats")
+
+
+def _text_prototypes(text_feats, num_classes: int, dims: int) -> np.ndarray:
+    text = as_matrix(text_feats, "text_feats")
+    if text.shape != (num_classes, dims):
+        raise GenBenchError(f"text_feats must be (num_classes, dims) = ({num_classes}, {dims}), got {text.shape}")
+    return l2_normalize(text, "text_feats")
+
+
+def cler(gen_feats, gen_labels, test_feats, test_labels, *, num_classes: int, text_feats=None,
+         metric: str = "accuracy") -> dict:
+    """CLER of external images (`gen_feats` (M, D), integer `gen_labels` (M,)) on the real test set.
+
+    `test_labels` are whatever `metric` takes (integer, or multi-hot for map_11point). Returns
+    {"cler"} and, when `text_feats` (C, D) is given, also {"zero_shot", "cler_ensemble",
+    "cler_ensemble_protosum"}; all in percent.
+    """
+    check_metric(metric)
+    prototypes = class_prototypes(gen_feats, gen_labels, num_classes=num_classes)
+    test = _test_matrix(test_feats, prototypes.shape[1])
+    cler_logits = test @ prototypes.T
+    result = {"cler": evaluate(metric, cler_logits, test_labels)}
+    if text_feats is None:
+        return result
+    text = _text_prototypes(text_feats, num_classes, prototypes.shape[1])
+    zero_shot_logits = test @ text.T
+    protosum = l2_normalize(prototypes + text, "summed prototypes (image and text prototype are opposite)")
+    result["zero_shot"] = evaluate(metric, zero_shot_logits, test_labels)
+    result["cler_ensemble"] = evaluate(metric, (cler_logits + zero_shot_logits) / 2, test_labels)
+    result["cler_ensemble_protosum"] = evaluate(metric, test @ protosum.T, test_labels)
+    return result
+
+
+def zero_shot(test_feats, test_labels, text_feats, *, metric: str = "accuracy") -> float:
+    """CLIP zero-shot score: cosine logits of the test features against the (C, D) text prototypes."""
+    check_metric(metric)
+    text = as_matrix(text_feats, "text_feats")
+    test = _test_matrix(test_feats, text.shape[1])
+    return evaluate(metric, test @ l2_normalize(text, "text_feats").T, test_labels)

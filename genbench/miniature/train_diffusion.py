@@ -1,0 +1,286 @@
+"""Train the miniature text-to-image model: a Stable Diffusion pipeline layout (AutoencoderKL,
+UNet2DConditionModel with cross-attention on CLIPTextModel states, CLIP BPE tokenizer, DDIM
+scheduler) learned from a small labelled image set.
+
+Two phases:
+1. the VAE, on reconstruction (mean squared error in [-1, 1]) plus a small KL term; its
+   `scaling_factor` is then set to 1 / std of the training latents, so the UNet sees unit-scale
+   latents as in Stable Diffusion;
+2. the UNet, on the noise-prediction mean squared error (or the velocity, if the scheduler
+   predicts that) at uniformly drawn timesteps, conditioned on captions of the image's class
+   drawn from `caption_templates`; the caption is replaced by the empty prompt with probability
+   `uncond_prob`, so classifier-free guidance works. The saved UNet holds an exponential moving
+   average of the trained weights.
+
+The text encoder keeps its seeded random initialisation (frozen): a fixed random transformer
+still gives each class name distinct hidden states, and the UNet's cross-attention learns to
+read them. Caption embeddings are computed once with the pipeline's own `encode_prompt`, so
+training and generation condition on identical tensors.
+
+The VAE has three resolution levels: a 32 x 32 image has an 8 x 8 x 4 latent.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genbench.miniature.captions import caption_table, caption_templates, sample_caption_ids
+from genbench.miniature.common import (
+    check_positive,
+    check_training_data,
+    deterministic,
+    progress_bar,
+    safetensors_sha256,
+    to_unit_range,
+    warmup_cosine,
+)
+
+TOKENIZER_MAX_LENGTH = 32
+
+
+def miniature_vae_config(image_size: int) -> dict:
+    return dict(
+        sample_size=image_size,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(16, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=8,
+    )
+
+
+def miniature_unet_config(latent_size: int, text_hidden: int) -> dict:
+    return dict(
+        sample_size=latent_size,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=text_hidden,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+
+
+def miniature_text_config() -> dict:
+    from genbench.generators.tiny import tiny_text_config
+
+    return tiny_text_config()
+
+
+def miniature_scheduler():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+
+
+def build_pipeline(seed: int, image_size: int):
+    """An untrained pipeline with seeded weights (VAE, UNet, text encoder) and the offline tokenizer."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from genbench.generators.tokenizer import load_clip_tokenizer, write_clip_tokenizer_files
+
+    vae_config = miniature_vae_config(image_size)
+    latent_size = image_size // 2 ** (len(vae_config["block_out_channels"]) - 1)
+    text_config = miniature_text_config()
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**vae_config)
+    torch.manual_seed(seed + 1)
+    unet = UNet2DConditionModel(**miniature_unet_config(latent_size, text_config["hidden_size"]))
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = load_clip_tokenizer(write_clip_tokenizer_files(tmp, model_max_length=TOKENIZER_MAX_LENGTH))
+    return StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=miniature_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def _batches(num_items: int, batch_size: int, steps: int, rng: np.random.Generator):
+    """`steps` index batches from consecutive shuffled epochs."""
+    order = np.empty(0, dtype=np.int64)
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(num_items)])
+        yield order[:batch_size]
+        order = order[batch_size:]
+
+
+def train_vae(vae, pixels: torch.Tensor, *, steps: int, batch_size: int, lr: float, kl_weight: float,
+              rng: np.random.Generator, generator: torch.Generator, progress: bool) -> list[float]:
+    """Fit the VAE to `pixels` (N, 3, H, W) in [-1, 1]; loss = MSE + kl_weight * per-element KL."""
+    vae.train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
+    losses = []
+    with progress_bar(steps, "train miniature VAE", progress) as bar:
+        for idx in _batches(len(pixels), batch_size, steps, rng):
+            batch = pixels[idx]
+            posterior = vae.encode(batch).latent_dist
+            latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+            recon = vae.decode(latents).sample
+            kl = posterior.kl().mean() / posterior.mean[0].numel()
+            loss = F.mse_loss(recon, batch) + kl_weight * kl
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.update()
+    vae.eval()
+    return losses
+
+
+@torch.no_grad()
+def encode_latents(vae, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Posterior means of the VAE for `pixels`, unscaled."""
+    return torch.cat([vae.encode(pixels[i : i + batch_size]).latent_dist.mean for i in range(0, len(pixels), batch_size)])
+
+
+@torch.no_grad()
+def encode_captions(pipe, captions: Sequence[str]) -> torch.Tensor:
+    """(len(captions), L, D) text-encoder states exactly as the pipeline computes them."""
+    embeds, _ = pipe.encode_prompt(list(captions), torch.device("cpu"), 1, False)
+    return embeds
+
+
+def train_unet(unet, scheduler, latents: torch.Tensor, labels: np.ndarray, caption_embeds: torch.Tensor,
+               uncond_embed: torch.Tensor, *, num_templates: int, num_classes: int, steps: int, batch_size: int,
+               lr: float, uncond_prob: float, ema_decay: float, rng: np.random.Generator,
+               generator: torch.Generator, progress: bool) -> tuple[dict, list[float]]:
+    """Fit the UNet to predict the scheduler's target; returns (EMA state dict, losses)."""
+    unet.train()
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
+    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    num_timesteps = scheduler.config.num_train_timesteps
+    losses = []
+    with progress_bar(steps, "train miniature UNet", progress) as bar:
+        for step, idx in enumerate(_batches(len(latents), batch_size, steps, rng)):
+            cond = caption_embeds[sample_caption_ids(labels[idx], num_templates, num_classes, rng)]
+            drop = torch.from_numpy(rng.random(len(idx)) < uncond_prob)
+            cond = torch.where(drop[:, None, None], uncond_embed.expand_as(cond), cond)
+            clean = latents[idx]
+            noise = torch.randn(clean.shape, generator=generator)
+            timesteps = torch.randint(0, num_timesteps, (len(idx),), generator=generator)
+            noisy = scheduler.add_noise(clean, noise, timesteps)
+            if scheduler.config.prediction_type == "v_prediction":
+                target = scheduler.get_velocity(clean, noise, timesteps)
+            else:
+                target = noise
+            pred = unet(noisy, timesteps, encoder_hidden_states=cond).sample
+            loss = F.mse_loss(pred, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            lr_schedule.step()
+            decay = min(ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for key, value in unet.state_dict().items():
+                    if value.dtype.is_floating_point:
+                        ema[key].lerp_(value, 1 - decay)
+                    else:
+                        ema[key].copy_(value)
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            bar.update()
+    unet.eval()
+    return ema, losses
+
+
+def train_diffusion(
+    images,
+    labels,
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    vae_steps: int = 300,
+    vae_batch_size: int = 64,
+    vae_lr: float = 2e-3,
+    kl_weight: float = 1e-3,
+    unet_steps: int = 800,
+    unet_batch_size: int = 128,
+    unet_lr: float = 2e-3,
+    uncond_prob: float = 0.1,
+    ema_decay: float = 0.99,
+    progress: bool = True,
+) -> dict:
+    """Train the miniature text-to-image pipeline on (images, labels) and save it with
+    `save_pretrained(out_dir, safe_serialization=True)`. Images must be square with a side
+    divisible by 4. Returns {path, weights_sha256, final_loss, vae_loss, seconds}: final_loss
+    (UNet) and vae_loss are means over the last 10% of their steps."""
+    start = time.perf_counter()
+    images, labels = check_training_data(images, labels, classnames, templates)
+    check_positive(vae_steps=vae_steps, vae_batch_size=vae_batch_size, unet_steps=unet_steps, unet_batch_size=unet_batch_size)
+    height, width = images.shape[1:3]
+    if height != width or height % 4:
+        from genbench.errors import GenBenchError
+
+        raise GenBenchError(f"images must be square with a side divisible by 4, got {height}x{width}; resize them first")
+    if not 0 <= uncond_prob < 1:
+        from genbench.errors import GenBenchError
+
+        raise GenBenchError(f"uncond_prob must lie in [0, 1), got {uncond_prob!r}")
+    captions = caption_templates(templates)
+    rng = np.random.default_rng(seed)
+    pixels = to_unit_range(images) * 2 - 1
+    with deterministic(seed):
+        generator = torch.Generator().manual_seed(seed)
+        pipe = build_pipeline(seed, height)
+        pipe.text_encoder.requires_grad_(False)
+        vae_losses = train_vae(pipe.vae, pixels, steps=vae_steps, batch_size=min(vae_batch_size, len(pixels)),
+                               lr=vae_lr, kl_weight=kl_weight, rng=rng, generator=generator, progress=progress)
+        raw = encode_latents(pipe.vae, pixels)
+        pipe.vae.register_to_config(scaling_factor=float(1.0 / raw.std()))
+        latents = raw * pipe.vae.config.scaling_factor
+        caption_embeds = encode_captions(pipe, caption_table(captions, classnames))
+        uncond_embed = encode_captions(pipe, [""])
+        ema, unet_losses = train_unet(
+            pipe.unet, pipe.scheduler, latents, labels, caption_embeds, uncond_embed,
+            num_templates=len(captions), num_classes=len(classnames), steps=unet_steps,
+            batch_size=min(unet_batch_size, len(latents)), lr=unet_lr, uncond_prob=uncond_prob,
+            ema_decay=ema_decay, rng=rng, generator=generator, progress=progress,
+        )
+        pipe.unet.load_state_dict(ema)
+    pipe.save_pretrained(str(out_dir), safe_serialization=True)
+    return {
+        "path": str(out_dir),
+        "weights_sha256": safetensors_sha256(out_dir),
+        "final_loss": float(np.mean(unet_losses[-max(1, unet_steps // 10):])),
+        "vae_loss": float(np.mean(vae_losses[-max(1, vae_steps // 10):])),
+        "losses": unet_losses,
+        "vae_losses": vae_losses,
+        "seconds": time.perf_counter() - start,
+    }

@@ -1,0 +1,90 @@
+"""CLER on 2-D features whose answers are worked out by hand with angles.
+
+Image prototypes point at 0 deg (class 0) and 90 deg (class 1); text prototypes at 60 deg and
+190 deg. Test points at 88 deg (label 0), 200 deg (label 1) and 50 deg (label 1).
+
+cosines              88 deg           200 deg           50 deg
+CLER  (0, 90)        .035 < .999 ->1  -.94 < -.34 ->1   .643 < .766 ->1
+zero-shot (60, 190)  .883 > -.21 ->0  -.77 < .985 ->1   .985 > -.77 ->0
+mean of the two      .459 > .407 ->0  -.85 < .32  ->1   .814 > -.00 ->0
+proto-sum (30, 140)  .530 < .616 ->1  -.98 < .50  ->1   .940 > .000 ->0
+
+so CLER 2/3, zero-shot 2/3, cler_ensemble 2/3, cler_ensemble_protosum 1/3 (correct: 1, 2; 1, 2;
+1, 2; 2).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from genbench.errors import GenBenchError
+from genbench.metrics import class_prototypes, cler, zero_shot
+
+
+def _at(degrees, length=1.0):
+    radians = np.deg2rad(np.atleast_1d(degrees))
+    return length * np.c_[np.cos(radians), np.sin(radians)]
+
+
+# Unequal lengths: only normalising each image before the mean puts the prototypes at 0 and 90 deg
+# (the raw mean of class 0 points at about 9 deg, of class 1 at about 106 deg).
+GEN_FEATS = np.vstack([_at(-20, 2.0), _at(20, 5.0), _at(60, 1.0), _at(120, 3.0)])
+GEN_LABELS = np.array([0, 0, 1, 1])
+TEXT_FEATS = np.vstack([_at(60, 3.0), _at(190, 0.5)])
+TEST_FEATS = np.vstack([_at(88, 2.0), _at(200, 0.3), _at(50, 7.0)])
+TEST_LABELS = np.array([0, 1, 1])
+
+
+def test_prototypes_normalise_each_image_before_the_mean():
+    prototypes = class_prototypes(GEN_FEATS, GEN_LABELS, num_classes=2)
+    np.testing.assert_allclose(prototypes, [[1.0, 0.0], [0.0, 1.0]], atol=1e-12)
+
+
+def test_cler_and_its_ensembles_hand_worked():
+    result = cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, TEST_LABELS, num_classes=2, text_feats=TEXT_FEATS)
+    assert result == pytest.approx(
+        {"cler": 200 / 3, "zero_shot": 200 / 3, "cler_ensemble": 200 / 3, "cler_ensemble_protosum": 100 / 3}
+    )
+    assert all(isinstance(v, float) for v in result.values())
+
+
+def test_cler_without_text_has_only_the_cler_key_and_takes_torch():
+    result = cler(torch.tensor(GEN_FEATS), torch.tensor(GEN_LABELS), torch.tensor(TEST_FEATS),
+                  torch.tensor(TEST_LABELS), num_classes=2)
+    assert result == pytest.approx({"cler": 200 / 3})
+
+
+def test_zero_shot_hand_worked():
+    assert zero_shot(TEST_FEATS, TEST_LABELS, TEXT_FEATS, metric="accuracy") == pytest.approx(200 / 3)
+
+
+def test_cler_with_map_11point_passes_multi_hot_labels_through():
+    # class 0 column ranks 50 (neg), 88 (pos), 200 (neg): AP 1/2.
+    # class 1 column ranks 88 (neg), 50 (pos), 200 (pos): precision 2/3 at recall 1: AP 2/3.
+    multi_hot = np.array([[1, 0], [0, 1], [0, 1]])
+    result = cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, multi_hot, num_classes=2, metric="map_11point")
+    assert result["cler"] == pytest.approx(100 * (1 / 2 + 2 / 3) / 2)
+
+
+def test_class_without_images_is_named():
+    with pytest.raises(GenBenchError, match=r"class index\(es\) \[2\] of 3"):
+        cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, TEST_LABELS, num_classes=3)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"metric": "top5"}, "unknown metric 'top5'"),
+        ({"text_feats": np.ones((3, 2))}, r"text_feats must be \(num_classes, dims\)"),
+        ({"num_classes": 0}, "positive integer"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    arguments = {"num_classes": 2, **kwargs}
+    with pytest.raises(GenBenchError, match=match):
+        cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, TEST_LABELS, **arguments)
+
+
+def test_dimension_mismatch_is_named():
+    with pytest.raises(GenBenchError, match="test_feats have 3 dims but the prototypes have 2"):
+        cler(GEN_FEATS, GEN_LABELS, np.ones((3, 3)), TEST_LABELS, num_classes=2)
