@@ -1,13 +1,25 @@
-"""The run report: a Markdown summary of the pipeline's own metric files."""
+"""The run report: Markdown built from the pipeline's own metric files."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class DatasetResults:
+    """One dataset's metric files as the report reads them, and its figures (caption -> path)."""
+
+    meta: dict
+    cler: dict
+    probe: dict
+    figures: dict
 
 
 def fmt(value, digits: int = 2) -> str:
     if value is None:
         return "not run"
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 0.01 and value != 0 else f"{value:.{digits}f}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 
@@ -25,49 +37,58 @@ def summary_rows(cler: dict, probe: dict, usd_by_type: dict) -> list[list]:
     """One row per data source: source, images, CLER, CLER-ensemble, probe, USD per image."""
     rows = [["zero-shot (CLIP text prototypes)", "-", cler["zero_shot"], "-", "-", "-"]]
     for name, scores in cler["sets"].items():
-        data_type = name.split("/")[0]
         rows.append([
             name,
             scores["images"],
             scores["cler"],
             scores["cler_ensemble"],
             probe["sets"].get(name, {}).get("score"),
-            usd(usd_by_type.get(data_type)),
+            usd(usd_by_type.get(name.split("/")[0])),
         ])
     return rows
 
 
-def build_report(meta: dict, cler: dict, probe: dict, cost: dict, *, profile: str, commit: str,
-                 figures: dict[str, str]) -> str:
-    per_image = cost["usd_per_image"]
-    metric = meta["metric"].replace("_", " ")
-    parts = [
-        f"# GenBench Kit report: {meta['name']} ({profile} profile)",
+def dataset_section(result: DatasetResults, per_image: dict) -> list[str]:
+    meta, probe = result.meta, result.probe
+    return [
+        f"## {meta['name']}",
         "",
-        f"Dataset `{meta['name']}`: {len(meta['classnames'])} classes, {meta['num_test']} test images, "
-        f"{meta['shots']}-shot original set; metric: {metric}. Commit `{commit[:12]}`; prices: snapshot "
-        f"`{cost['snapshot']}`.",
-        "",
-        "## Scores on the real test set (percent) and acquisition cost",
+        f"{len(meta['classnames'])} classes, {meta['num_test']} test images, {meta['shots']}-shot original set; "
+        f"metric: {meta['metric'].replace('_', ' ')} (percent, on the real test set).",
         "",
         markdown_table(
             ["data source", "images", "CLER", "CLER-ensemble", f"linear probe ({probe['protocol']})", "USD per image"],
-            summary_rows(cler, probe, per_image),
+            summary_rows(result.cler, probe, per_image),
         ),
         "",
-        "CLER: nearest class prototype (mean of L2-normalised CLIP image features) on the test set; "
-        "CLER-ensemble: mean of CLER and zero-shot logits (GenBench Algorithm 1). The probe picks its L2 "
-        "strength on a validation split of the training images only. Original data is priced at the "
-        "human-labelling reference; generated data at the measured generation time on this machine.",
+        *[f"![{caption}]({path})" for caption, path in result.figures.items()],
         "",
+    ]
+
+
+def build_report(results: list[DatasetResults], cost: dict, *, profile: str, commit: str, title: str | None = None) -> str:
+    per_image = cost["usd_per_image"]
+    names = ", ".join(r.meta["name"] for r in results)
+    parts = [
+        f"# {title or f'GenBench Kit report: {names} ({profile} profile)'}",
+        "",
+        f"Profile `{profile}`, commit `{commit[:12]}`, prices from snapshot `{cost['snapshot']}`.",
+        "",
+        "CLER: nearest class prototype (renormalised mean of L2-normalised CLIP image features) on the test "
+        "set; CLER-ensemble: mean of CLER and zero-shot logits (GenBench Algorithm 1). The linear probe picks "
+        "its L2 strength on a validation split of the training images only and scores the test set once.",
+        "",
+    ]
+    for result in results:
+        parts += dataset_section(result, per_image)
+    parts += [
         "## What each data type cost",
         "",
         markdown_table(["data type", "USD per image"], [[k, usd(v)] for k, v in per_image.items()]),
         "",
-        f"Total metered cost of the upstream stages: {usd(cost['usd_total'])} USD (see `ledger.csv`).",
-        "",
-        "## Figures",
+        "Generated images are priced at the measured wall time of the generate stage on this machine (billed "
+        "as the instance in the ledger); original images at the human-labelling reference price. Total metered "
+        f"cost of the per-dataset stages: {usd(cost['usd_total'])} USD (see `ledger.csv`).",
         "",
     ]
-    parts += [f"![{caption}]({path})" for caption, path in figures.items()]
-    return "\n".join(parts) + "\n"
+    return "\n".join(parts)

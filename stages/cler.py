@@ -11,56 +11,58 @@ import numpy as np
 from genbench import storage
 from genbench.features import load_features
 from genbench.metrics import cler, timed, zero_shot
-from stages.inputs import FEATURES, GENERATED, METRICS, read_meta
-from stages.options import params_option
+from stages.inputs import DatasetPaths
+from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, positive
 from stages.runner import StageResult, run_stage
 
-OUT = METRICS / "cler.json"
 SCHEMA = {"timing_repeats": Field(int, 3, positive, help="timed repeats per metric (Figure 5)")}
 
 
-def external_sets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def external_sets(paths: DatasetPaths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Feature sets to score: 'generated' (all strategies), 'generated/<strategy>', 'original'."""
-    gen_feats, gen_labels, _ = load_features(FEATURES / "generated.safetensors")
-    strategies = storage.read_manifest(GENERATED)["strategy"].to_numpy()
+    gen_feats, gen_labels, _ = load_features(paths.features / "generated.safetensors")
+    strategies = storage.read_manifest(paths.generated)["strategy"].to_numpy()
     sets = {"generated": (gen_feats, gen_labels)}
     for s in dict.fromkeys(strategies):
         mask = strategies == s
         sets[f"generated/{s}"] = (gen_feats[mask], gen_labels[mask])
-    orig_feats, orig_labels, _ = load_features(FEATURES / "original.safetensors")
+    orig_feats, orig_labels, _ = load_features(paths.features / "original.safetensors")
     sets["original"] = (orig_feats, orig_labels)
     return sets
 
 
-def work(p: dict) -> StageResult:
-    meta = read_meta()
-    test_feats, test_labels, _ = load_features(FEATURES / "test.safetensors")
-    text_feats, _, _ = load_features(FEATURES / "text.safetensors")
+def work(p: dict, paths: DatasetPaths) -> StageResult:
+    meta = paths.read_meta()
+    out = paths.metrics / "cler.json"
+    test_feats, test_labels, _ = load_features(paths.features / "test.safetensors")
+    text_feats, _, _ = load_features(paths.features / "text.safetensors")
     n, metric = len(meta["classnames"]), meta["metric"]
     zs, zs_times = timed(zero_shot, test_feats, test_labels, text_feats, metric=metric, repeats=p["timing_repeats"])
     result = {"metric": metric, "zero_shot": zs, "sets": {}, "seconds": {"zero_shot": statistics.median(zs_times)}}
-    for name, (feats, labels) in external_sets().items():
+    for name, (feats, labels) in external_sets(paths).items():
         scores, times = timed(cler, feats, labels, test_feats, test_labels, num_classes=n, text_feats=text_feats,
                               metric=metric, repeats=p["timing_repeats"])
         scores.pop("zero_shot", None)
         result["sets"][name] = {**scores, "images": len(feats)}
         result["seconds"][name] = statistics.median(times)
         result["seconds_all"] = {**result.get("seconds_all", {}), name: times}
-    storage.atomic_write_json(OUT, result)
+    storage.atomic_write_json(out, result)
     gen = result["sets"]["generated"]
     click.echo(f"cler: zero-shot {zs:.2f}  CLER(generated) {gen['cler']:.2f}  ensemble {gen['cler_ensemble']:.2f}  "
-               f"CLER(original) {result['sets']['original']['cler']:.2f} -> {OUT}")
+               f"CLER(original) {result['sets']['original']['cler']:.2f} -> {out}")
     flat = {"zero_shot": zs}
     for name, scores in result["sets"].items():
         for k in ("cler", "cler_ensemble", "cler_ensemble_protosum"):
             flat[f"{k}.{name.replace('/', '.')}"] = scores[k]
     flat["cler_seconds"] = result["seconds"]["generated"]
-    return StageResult(metrics=flat, artifacts=[OUT])
+    return StageResult(metrics=flat, artifacts=[out])
 
 
 @click.command("cler")
 @params_option
-def command(params_file: str) -> None:
+@dataset_option
+def command(params_file: str, dataset: str | None) -> None:
     """Zero-shot, CLER and CLER-ensemble scores on the real test set (params: cler.*)."""
-    run_stage("cler", params_file, SCHEMA, work)
+    name = resolve_dataset(params_file, dataset)
+    run_stage("cler", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), dataset=name)

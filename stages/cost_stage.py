@@ -10,12 +10,11 @@ import click
 from cost.cli import audit_command, estimate_command
 from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
 from genbench import storage
-from stages.inputs import METRICS, REPORTS
+from stages.inputs import METER_DATASETS, METRICS, REPORTS
 from stages.options import params_option
 from stages.params import Field, positive
-from stages.runner import METER_DIR, PRICING_SCHEMA, StageResult, run_stage
+from stages.runner import PRICING_SCHEMA, StageResult, run_stage
 
-UPSTREAM = ("prepare", "generate", "embed", "cler", "probe")
 OUT = METRICS / "cost.json"
 LEDGER = REPORTS / "ledger.csv"
 SCHEMA = {
@@ -25,12 +24,8 @@ SCHEMA = {
 
 
 def read_rows() -> list[dict]:
-    rows = []
-    for stage in UPSTREAM:
-        path = METER_DIR / f"{stage}.json"
-        if path.is_file():
-            rows.append(json.loads(path.read_text())["priced"])
-    return rows
+    """The priced meter readings of every per-dataset stage run, in a stable order."""
+    return [json.loads(path.read_text())["priced"] for path in sorted(METER_DATASETS.glob("*/*.json"))]
 
 
 def work(p: dict) -> StageResult:

@@ -21,8 +21,8 @@ from genbench.generation import (
 from genbench.generators import DTYPES, load_pipeline, set_attention_backend, weights_sha256
 from genbench.plots import sample_grid
 from genbench.prompts import parse_strategy
-from stages.inputs import GENERATED, PLOTS, dataset_from_meta
-from stages.options import params_option
+from stages.inputs import DatasetPaths
+from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -42,7 +42,6 @@ SCHEMA = {
     "shard_size": Field(int, 1024, positive),
     "seed": Field(int, 0, non_negative),
 }
-SAMPLES = PLOTS / "samples.png"
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -80,9 +79,11 @@ def check(p: dict) -> None:
         )
 
 
-def make_work(shard: tuple[int, int] | None):
+def make_work(paths: DatasetPaths, shard: tuple[int, int] | None):
+    out_dir = paths.generated
+
     def work(p: dict) -> StageResult:
-        ds = dataset_from_meta()
+        ds = paths.spec()
         device = resolve_device(p["device"])
         settings = GenerationSettings(p["height"], p["width"], p["steps"], p["guidance_scale"], p["batch_size"])
         jobs = plan_jobs(ds, p["strategies"], p["images_per_class"], p["seed"])
@@ -94,17 +95,17 @@ def make_work(shard: tuple[int, int] | None):
         shards = shards_of(jobs, p["shard_size"])
         hashes = [shard_plan_hash(s, generator_id, settings) for s in shards]
         indices = select_shards(len(shards), *shard) if shard else list(range(len(shards)))
-        rows, made = run_shards(GENERATED, shards, indices, lambda js: generate_images(pipe, js, settings, device), extra, hashes)
+        rows, made = run_shards(out_dir, shards, indices, lambda js: generate_images(pipe, js, settings, device), extra, hashes)
         metrics = {"images_made": made, "images_total": len(jobs), "shards": len(shards)}
         if shard:
             click.echo(f"generate: shard part {shard[0]}/{shard[1]}: {made} images made; run without --shard to finish")
             return StageResult(metrics=metrics, items=made, data_type="generated")
-        storage.remove_stale(GENERATED, {f"{storage.shard_name(i)}.{ext}" for i in range(len(shards)) for ext in ("tar", "done")})
-        storage.write_manifest(GENERATED, rows)
-        images, manifest = storage.load_image_set(GENERATED)
-        sample_grid(images, manifest, ds.classnames, SAMPLES, title=f"{p['model']}: {', '.join(p['strategies'])}")
-        click.echo(f"generate: {len(rows)} images ({made} made now) in {len(shards)} shards -> {GENERATED}")
-        return StageResult(metrics=metrics, artifacts=[SAMPLES], items=made, data_type="generated",
+        storage.remove_stale(out_dir, {f"{storage.shard_name(i)}.{ext}" for i in range(len(shards)) for ext in ("tar", "done")})
+        storage.write_manifest(out_dir, rows)
+        images, manifest = storage.load_image_set(out_dir)
+        sample_grid(images, manifest, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")
+        click.echo(f"generate: {len(rows)} images ({made} made now) in {len(shards)} shards -> {out_dir}")
+        return StageResult(metrics=metrics, artifacts=[paths.samples], items=made, data_type="generated",
                            tags={"generator": p["model"], "weights_sha256": generator_id["weights_sha256"]})
 
     return work
@@ -112,8 +113,10 @@ def make_work(shard: tuple[int, int] | None):
 
 @click.command("generate")
 @params_option
+@dataset_option
 @click.option("--shard", "shard", default=None, metavar="I/N", help="Make only part I of N of the shards (0-based), for parallel runs.")
-def command(params_file: str, shard: str | None) -> None:
+def command(params_file: str, dataset: str | None, shard: str | None) -> None:
     """Generate images per class and prompt strategy (params: generate.*)."""
     part = parse_shard(shard)
-    run_stage("generate", params_file, SCHEMA, make_work(part), check)
+    name = resolve_dataset(params_file, dataset)
+    run_stage("generate", params_file, SCHEMA, make_work(DatasetPaths(name), part), check, dataset=name)

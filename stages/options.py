@@ -1,6 +1,11 @@
-"""Options shared by every stage command, defined once."""
+"""Options shared by the stage commands, defined once."""
+
+from __future__ import annotations
 
 import click
+
+from genbench.errors import GenBenchError
+from stages.params import read_params_file
 
 params_option = click.option(
     "--params",
@@ -11,3 +16,30 @@ params_option = click.option(
     type=click.Path(dir_okay=False),
     help="Params file to read the stage's section from.",
 )
+
+dataset_option = click.option(
+    "--dataset",
+    "dataset",
+    default=None,
+    metavar="NAME",
+    help="Dataset to run on (one of params 'datasets'; may be left out when it lists one).",
+)
+
+
+def pipeline_datasets(all_params: dict) -> list[str]:
+    names = all_params.get("datasets")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise GenBenchError(f"params key 'datasets' = {names!r} must be a non-empty list of dataset names, e.g. [digits]")
+    if len(set(names)) != len(names):
+        raise GenBenchError(f"params key 'datasets' lists a dataset twice: {names!r}")
+    return names
+
+
+def resolve_dataset(params_file: str, dataset: str | None) -> str:
+    """The dataset a per-dataset stage runs on: --dataset, or the single entry of params 'datasets'."""
+    names = pipeline_datasets(read_params_file(params_file))
+    if dataset is None:
+        if len(names) != 1:
+            raise GenBenchError(f"params 'datasets' lists {len(names)} datasets; pass --dataset NAME (one of {', '.join(names)})")
+        return names[0]
+    return dataset

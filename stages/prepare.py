@@ -11,13 +11,12 @@ import numpy as np
 from genbench import storage
 from genbench.datasets import get_dataset
 from genbench.errors import GenBenchError
-from stages.options import params_option
+from stages.inputs import DatasetPaths
+from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
-OUT = Path("data/prepared")
 SCHEMA = {
-    "dataset": Field(str, "digits", help="registered dataset name (genbench datasets)"),
     "image_size": Field(int, 32, positive),
     "shots": Field(int, 16, positive, help="original training images per class"),
     "seed": Field(int, 0, non_negative),
@@ -51,27 +50,26 @@ def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray) -> list[di
     ]
 
 
-def check(p: dict) -> None:
-    get_dataset(p["dataset"])
-
-
-def work(p: dict) -> StageResult:
-    ds = get_dataset(p["dataset"])
+def work(p: dict, paths: DatasetPaths) -> StageResult:
+    ds = get_dataset(paths.dataset)
     root = Path(p["data_root"])
     train = ds.loader("train", root, p["image_size"])
     test = ds.loader("test", root, p["image_size"])
     idx = kshot_indices(train.labels, ds.num_classes, p["shots"], p["seed"])
-    with storage.atomic_dir(OUT) as tmp:
+    with storage.atomic_dir(paths.prepared) as tmp:
         storage.write_image_set(tmp / "test", test.images, _rows(ds, "test", test.labels, np.arange(len(test))))
         storage.write_image_set(tmp / "original", train.images[idx], _rows(ds, "original", train.labels[idx], idx))
         meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test), "num_original": len(idx)}
         storage.atomic_write_json(tmp / "meta.json", meta)
-    click.echo(f"prepare: {ds.name}: {len(test)} test images, {len(idx)} original ({p['shots']}-shot) -> {OUT}")
+    click.echo(f"prepare: {ds.name}: {len(test)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")
     return StageResult(metrics={"num_test": len(test), "num_original": len(idx)}, items=len(idx))
 
 
 @click.command("prepare")
 @params_option
-def command(params_file: str) -> None:
+@dataset_option
+def command(params_file: str, dataset: str | None) -> None:
     """Materialise the test split and the k-shot original set (params: prepare.*)."""
-    run_stage("prepare", params_file, SCHEMA, work, check)
+    name = resolve_dataset(params_file, dataset)
+    get_dataset(name)
+    run_stage("prepare", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), dataset=name)

@@ -9,12 +9,11 @@ from genbench import storage
 from genbench.features import load_features
 from genbench.probe import linear_probe
 from stages.cler import external_sets
-from stages.inputs import FEATURES, METRICS, read_meta
-from stages.options import params_option
+from stages.inputs import DatasetPaths
+from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, fraction, non_negative
 from stages.runner import StageResult, run_stage
 
-OUT = METRICS / "probe.json"
 PROTOCOLS = ("clean", "elevater")
 SCHEMA = {
     "val_fraction": Field(float, 0.2, fraction),
@@ -23,22 +22,26 @@ SCHEMA = {
 }
 
 
-def work(p: dict) -> StageResult:
-    meta = read_meta()
-    test_feats, test_labels, _ = load_features(FEATURES / "test.safetensors")
+def work(p: dict, paths: DatasetPaths) -> StageResult:
+    meta = paths.read_meta()
+    out_path = paths.metrics / "probe.json"
+    test_feats, test_labels, _ = load_features(paths.features / "test.safetensors")
     result = {"metric": meta["metric"], "protocol": p["protocol"], "sets": {}}
-    for name, (feats, labels) in external_sets().items():
+    for name, (feats, labels) in external_sets(paths).items():
         out = linear_probe(feats, labels, test_feats, test_labels, metric=meta["metric"], seed=p["seed"],
                            val_fraction=p["val_fraction"], protocol=p["protocol"], num_classes=len(meta["classnames"]))
         result["sets"][name] = {**out, "images": len(feats)}
         click.echo(f"probe: {name}: {out['score']:.2f} (l2={out['l2']:.2g})")
-    storage.atomic_write_json(OUT, result)
+    storage.atomic_write_json(out_path, result)
     flat = {f"probe.{n.replace('/', '.')}": s["score"] for n, s in result["sets"].items()}
-    return StageResult(metrics=flat, artifacts=[OUT], tags={"probe_protocol": p["protocol"]})
+    selects_on_test = any(s.get("selects_on_test") for s in result["sets"].values())
+    return StageResult(metrics=flat, artifacts=[out_path], tags={"probe_protocol": p["protocol"], "selects_on_test": selects_on_test})
 
 
 @click.command("probe")
 @params_option
-def command(params_file: str) -> None:
+@dataset_option
+def command(params_file: str, dataset: str | None) -> None:
     """Linear probe on generated and on original data, scored on the test set (params: probe.*)."""
-    run_stage("probe", params_file, SCHEMA, work)
+    name = resolve_dataset(params_file, dataset)
+    run_stage("probe", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), dataset=name)

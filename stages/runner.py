@@ -3,7 +3,8 @@
 `run_stage` reads the stage's own params section (plus `profile` for the MLflow experiment and
 `cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs before
 anything is written, then opens the MLflow child run, meters the work, prices the meter reading
-with the named price snapshot and writes it to `metrics/meter/<stage>.json` for the cost stage.
+with the named price snapshot and writes it to `meter/datasets/<dataset>/<stage>.json` (or
+`meter/pipeline/<stage>.json` for pipeline-wide stages) for the cost stage.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Callable
 
 from genbench import storage
 from genbench.errors import GenBenchError
+from stages.inputs import METER_PIPELINE, DatasetPaths
 from stages.params import Field, params_hash, read_params_file, validate_section
 
-METER_DIR = Path("metrics/meter")
 PRICING_SCHEMA = {
     "snapshot": Field(str, "paper-2023"),
     "sku": Field((str, type(None)), None),
@@ -46,6 +47,8 @@ def run_stage(
     schema: dict[str, Field],
     work: Callable[[dict], StageResult],
     check: Callable[[dict], None] | None = None,
+    *,
+    dataset: str | None = None,
 ) -> StageResult:
     from cost.ledger import price_reading
     from cost.meter import Meter
@@ -63,15 +66,18 @@ def run_stage(
     if check is not None:
         check(params)
 
-    with StageTracker(stage, profile, params, tags={"params_hash": params_hash(params)}) as tracker:
+    meter_path = DatasetPaths(dataset).meter(stage) if dataset else METER_PIPELINE / f"{stage}.json"
+    run_name = f"{stage}@{dataset}" if dataset else stage
+    tags = {"params_hash": params_hash(params), "dataset": dataset or "all"}
+    with StageTracker(stage, profile, params, run_name=run_name, tags=tags) as tracker:
         with Meter(stage) as meter:
             result = work(params)
             meter.add_items(result.items)
         priced = price_reading(meter.reading, snapshot, override_sku=pricing["sku"], data_type=result.data_type)
         row = priced.to_dict()
         storage.atomic_write_json(
-            METER_DIR / f"{stage}.json",
-            {"stage": stage, "run_id": tracker.run_id, "reading": meter.reading.to_dict(), "priced": row},
+            meter_path,
+            {"stage": stage, "dataset": dataset, "run_id": tracker.run_id, "reading": meter.reading.to_dict(), "priced": row},
         )
         cost_metrics = {
             "usd_total": row["usd_total"],

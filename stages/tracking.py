@@ -57,10 +57,11 @@ def git_commit() -> str:
 class StageTracker:
     """Opens the stage's child run under the pipeline's parent run; closes both on exit."""
 
-    def __init__(self, stage: str, profile: str, params: dict, tags: dict | None = None):
+    def __init__(self, stage: str, profile: str, params: dict, *, run_name: str | None = None, tags: dict | None = None):
         from mlflow.tracking import MlflowClient
 
         self.stage = stage
+        self.run_name = run_name or stage
         self.client = MlflowClient(tracking_uri=tracking_uri())
         name = experiment_name(profile)
         exp = self.client.get_experiment_by_name(name)
@@ -88,7 +89,7 @@ class StageTracker:
 
         run = self.client.create_run(
             self.experiment_id,
-            run_name=self.stage,
+            run_name=self.run_name,
             tags={
                 "mlflow.parentRunId": self.parent_id,
                 STAGE_TAG: self.stage,

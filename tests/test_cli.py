@@ -25,14 +25,16 @@ def test_each_stage_has_help(stage):
 def _invoke(tmp_path, monkeypatch, stage, section, values, extra=()):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"profile": "test", section: values}))
+    params = {"profile": "test", "datasets": ["digits"], section: values}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return CliRunner().invoke(cli, [stage, *extra])
 
 
 @pytest.mark.parametrize(
     "stage, section, values, expected",
     [
-        ("prepare", "prepare", {"dataset": "no-such-set"}, "unknown dataset 'no-such-set'"),
+        ("prepare", "datasets", ["no-such-set"], "unknown dataset 'no-such-set'"),
+        ("prepare", "datasets", "digits", "'datasets' = 'digits' must be a non-empty list"),
         ("prepare", "prepare", {"shots": 0}, "'prepare.shots' = 0 must be greater than 0"),
         ("prepare", "prepare", {"shotz": 3}, "'prepare.shotz' does not exist"),
         ("generate", "generate", {"strategies": ["ST", "XX"]}, "unknown prompt strategy 'XX'"),
@@ -59,11 +61,11 @@ def test_missing_model_offline_exit_2_without_outputs(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    prepared = tmp_path / "data" / "prepared"
+    prepared = tmp_path / "data" / "digits" / "prepared"
     prepared.mkdir(parents=True)
     storage.atomic_write_json(prepared / "meta.json", get_dataset("digits").metadata())
     result = _invoke(tmp_path, monkeypatch, "generate", "generate", {"model": "example-org/missing-model"})
     assert result.exit_code == 2
     assert "cannot load text-to-image model 'example-org/missing-model'" in result.output
-    assert not (tmp_path / "data" / "generated").exists()
+    assert not (tmp_path / "data" / "digits" / "generated").exists()
     assert not (tmp_path / "plots").exists()

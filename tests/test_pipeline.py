@@ -18,7 +18,7 @@ from conftest import copy_project, write_params
 from genbench import storage
 from genbench.features import load_features
 
-STAGES = ["prepare", "generate", "embed", "cler", "probe", "cost", "report"]
+RUNS = ["prepare@digits", "generate@digits", "embed@digits", "cler@digits", "probe@digits", "cost", "report"]
 
 
 def _env(root: Path) -> dict:
@@ -50,39 +50,39 @@ def project(tmp_path_factory) -> Path:
 def test_dag_order(project):
     dot = _run([str(Path(sys.executable).with_name("dvc")), "dag", "--dot"], project).stdout
     edges = {tuple(part.strip().strip('"') for part in line.strip().rstrip(";").split("->")) for line in dot.splitlines() if "->" in line}
-    for edge in [("prepare", "generate"), ("generate", "embed"), ("embed", "cler"), ("embed", "probe"),
-                 ("cler", "cost"), ("probe", "cost"), ("cost", "report")]:
+    for edge in [("prepare@digits", "generate@digits"), ("generate@digits", "embed@digits"), ("embed@digits", "cler@digits"),
+                 ("embed@digits", "probe@digits"), ("cler@digits", "cost"), ("probe@digits", "cost"), ("cost", "report")]:
         assert edge in edges, (edge, edges)
 
 
 def test_prepared_sets(project):
-    meta = json.loads((project / "data/prepared/meta.json").read_text())
+    meta = json.loads((project / "data/digits/prepared/meta.json").read_text())
     assert meta["name"] == "digits" and len(meta["classnames"]) == 10 and meta["metric"] == "accuracy"
-    test = storage.read_manifest(project / "data/prepared/test")
-    original = storage.read_manifest(project / "data/prepared/original")
+    test = storage.read_manifest(project / "data/digits/prepared/test")
+    original = storage.read_manifest(project / "data/digits/prepared/original")
     assert len(test) == 540
     assert original["class_index"].value_counts().to_dict() == {c: 4 for c in range(10)}
-    assert not set(original["source_index"]) & set(test["source_index"]) or True  # different splits, indices per split
+    assert original["split"].eq("original").all() and test["split"].eq("test").all()
 
 
 def test_generated_manifest(project):
-    manifest = storage.read_manifest(project / "data/generated")
+    manifest = storage.read_manifest(project / "data/digits/generated")
     assert len(manifest) == 2 * 10 * 4 and manifest["key"].is_unique
     assert set(manifest["strategy"]) == {"ST", "DT"}
     st = manifest[manifest["strategy"] == "ST"]
     assert all(p == f"a photo of {c}" for p, c in zip(st["prompt"], st["class_name"]))
     for column in ["seed", "generator", "revision", "weights_sha256", "sha256", "negative_prompt", "class_name"]:
         assert column in manifest.columns
-    images, _ = storage.load_image_set(project / "data/generated")  # checks every sha256
+    images, _ = storage.load_image_set(project / "data/digits/generated")  # checks every sha256
     assert images.shape == (80, 32, 32, 3)
-    assert (project / "plots/samples.png").stat().st_size > 1000
+    assert (project / "plots/digits/samples.png").stat().st_size > 1000
 
 
 def test_cler_matches_an_independent_computation(project):
-    cler = json.loads((project / "metrics/cler.json").read_text())
-    test, test_y, _ = load_features(project / "data/features/test.safetensors")
-    orig, orig_y, _ = load_features(project / "data/features/original.safetensors")
-    text, _, _ = load_features(project / "data/features/text.safetensors")
+    cler = json.loads((project / "metrics/digits/cler.json").read_text())
+    test, test_y, _ = load_features(project / "data/digits/features/test.safetensors")
+    orig, orig_y, _ = load_features(project / "data/digits/features/original.safetensors")
+    text, _, _ = load_features(project / "data/digits/features/text.safetensors")
     assert test.shape[0] == 540 and orig.shape[0] == 40 and text.shape[0] == 10
     protos = np.stack([orig[orig_y == c].mean(0) for c in range(10)])
     protos /= np.linalg.norm(protos, axis=1, keepdims=True)
@@ -93,11 +93,11 @@ def test_cler_matches_an_independent_computation(project):
 
 
 def test_probe_and_cost(project):
-    probe = json.loads((project / "metrics/probe.json").read_text())
+    probe = json.loads((project / "metrics/digits/probe.json").read_text())
     assert probe["protocol"] == "clean"
     assert all(0 <= s["score"] <= 100 and s["l2"] > 0 for s in probe["sets"].values())
     cost = json.loads((project / "metrics/cost.json").read_text())
-    gen = json.loads((project / "metrics/meter/generate.json").read_text())["priced"]
+    gen = json.loads((project / "meter/datasets/digits/generate.json").read_text())["priced"]
     assert gen["items"] == 80 and gen["wall_s"] > 0
     assert gen["usd_total"] == pytest.approx(gen["wall_s"] / 3600 * gen["usd_per_hour"])
     assert cost["usd_per_image"]["generated"] == pytest.approx(gen["usd_total"] / 80)
@@ -108,12 +108,12 @@ def test_probe_and_cost(project):
 
 def test_report_shows_this_runs_numbers(project):
     report = (project / "reports/report.md").read_text()
-    cler = json.loads((project / "metrics/cler.json").read_text())
-    probe = json.loads((project / "metrics/probe.json").read_text())
+    cler = json.loads((project / "metrics/digits/cler.json").read_text())
+    probe = json.loads((project / "metrics/digits/probe.json").read_text())
     assert f"{cler['sets']['generated']['cler']:.2f}" in report
     assert f"{probe['sets']['original']['score']:.2f}" in report
     assert "paper-2023" in report and "not run" not in report
-    assert (project / "reports/figures/scores.png").stat().st_size > 1000
+    assert (project / "reports/figures/digits-scores.png").stat().st_size > 1000
 
 
 def test_mlflow_parent_with_a_child_per_stage(project):
@@ -122,13 +122,13 @@ def test_mlflow_parent_with_a_child_per_stage(project):
     assert len(parents) == 1
     children = db.execute("select r.run_uuid, r.name, r.status from runs r join tags t on t.run_uuid=r.run_uuid "
                           "where t.key='mlflow.parentRunId' and t.value=?", parents[0]).fetchall()
-    assert sorted(name for _, name, _ in children) == sorted(STAGES)
+    assert sorted(name for _, name, _ in children) == sorted(RUNS)
     assert {status for _, _, status in children} == {"FINISHED"}
     for run_id, name, _ in children:
         keys = {k for (k,) in db.execute("select key from latest_metrics where run_uuid=?", (run_id,))}
         assert {"usd_total", "wall_s", "cpu_s", "gpu_s", "items"} <= keys, (name, keys)
         tags = dict(db.execute("select key, value from tags where run_uuid=?", (run_id,)).fetchall())
-        assert tags["dvc_stage"] == name and len(tags["params_hash"]) == 16 and tags["git_commit"] != "unknown"
+        assert tags["dvc_stage"] == name.split("@")[0] and len(tags["params_hash"]) == 16 and tags["git_commit"] != "unknown"
     artifacts = project / "mlartifacts"
     assert artifacts.exists() or any(project.glob("mlruns/**/samples.png"))
 
