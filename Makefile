@@ -1,24 +1,34 @@
 # GenBench Kit: set-up and the two quick-start commands.
 #   make repro   create .venv if missing, install the kit, run `dvc repro` on params.yaml
 #   make test    same set-up, then the default (offline, CPU) test suite
+#   make lock    rewrite requirements.lock from what .venv resolved (after changing dependencies)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The pinned set `make install` installs first (CI and the Dockerfile both); LOCK= resolves afresh.
+LOCK ?= requirements.lock
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND ?= Agg
 
-.PHONY: install repro test test-slow test-gpu bench clean-venv
+.PHONY: install lock repro test test-slow test-gpu bench clean-venv
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(if $(LOCK),$(BIN)/python -m pip install --quiet -r $(LOCK))
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable > $(VENV)/freeze.txt
+	$(BIN)/python -m pip install --quiet --dry-run --ignore-installed --report $(VENV)/resolved.json \
+		-c $(VENV)/freeze.txt -e '.[test]'
+	$(BIN)/python tools/write_lock.py $(VENV)/resolved.json > requirements.lock
 
 repro: $(STAMP)
 	$(BIN)/dvc repro

@@ -1,22 +1,37 @@
-"""Prompt strategies of GenBench (Section 3.2 and Appendix of the paper).
+"""Prompt strategies of GenBench (Section 3.2 of the paper) and of the two related papers.
 
-A base strategy maps (dataset, class index, count, rng) to `count` prompt specifications; a
-modifier maps a list of specifications to a new list. A strategy name composes one base with
-modifiers joined by '+', as the paper writes them: `DT+NP+RD`.
+A strategy name is a base followed by parts joined with '+', as the papers write them:
+`DT+NP+RD`, `LE+CF`, `CiP+RG`, `DT+TI`. The base makes the prompt text; each other part changes
+the prompts, the class name used in them, the image the generation starts from, or which images
+are kept.
 
-Bases:
+Bases, (dataset, class index, count, rng, sources) -> `count` PromptSpecs:
 - ST, simple template: "a photo of {class}".
 - DT, defined template: the dataset's own templates (CLIP's per-dataset prompts), cycled.
-Modifiers:
+- CE, category enhancement (GenBench) = LE, language enhancement (He et al.): sentences that a
+  word-to-sentence model wrote from the class name (`PromptSources.sentences`), cycled in a
+  random order.
+- CiP, caption in prompt (Lei et al.): "a photo of {class}, {caption}" with the captions of the
+  class's real k-shot images (`PromptSources.captions`); image i uses the caption of real image
+  i mod k.
+Prompt modifiers, (specs, dataset, class index, rng) -> specs of the same length:
 - NP, negative prompts: the names of up to 5 other classes of the dataset, sampled per image,
   plus quality negatives.
 - RD, restrictive description: quality phrases with emphasis, e.g. "((sharp focus))".
+Name modifiers, (dataset, class index) -> the text used for the class in the base's prompts:
+- TI, textual inversion tokens: `<|{dataset} {class}|>` in place of the class name (with ST, DT or
+  CiP; the embeddings are loaded by `genbench.strategies.textual_inversion`).
+Image parts, carried out by `genbench.generation` with `genbench.strategies`:
+- RG, real guidance: image-to-image from the class's real k-shot images (image i from real i mod k).
+- RA, retrieval augmented: image-to-image from retrieved images of the class.
+- CF, CLIP filter: keep images whose CLIP zero-shot confidence for their own class passes a
+  threshold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,6 +39,7 @@ from genbench.datasets.base import DatasetSpec
 from genbench.errors import GenBenchError
 
 SIMPLE_TEMPLATE = "a photo of {c}"
+CAPTION_TEMPLATE = "a photo of {c}, {caption}"
 RESTRICTIVE_PHRASES = ("((sharp focus))", "((highly detailed))", "((hires))")
 QUALITY_NEGATIVES = ("bad shape", "misfigured", "low quality", "blurry")
 NEGATIVE_CLASSES = 5
@@ -31,23 +47,57 @@ NEGATIVE_CLASSES = 5
 
 @dataclass(frozen=True)
 class PromptSpec:
+    """One image's prompt; `caption_source` names the real image whose caption it uses (CiP)."""
+
     prompt: str
     negative_prompt: str = ""
+    caption_source: str = ""
 
 
-# Base: (dataset, class index, count, rng) -> `count` PromptSpecs for that class.
-Base = Callable[[DatasetSpec, int, int, np.random.Generator], list[PromptSpec]]
-# Modifier: (specs, dataset, class index, rng) -> specs of the same length.
-Modifier = Callable[[list[PromptSpec], DatasetSpec, int, np.random.Generator], list[PromptSpec]]
+@dataclass(frozen=True)
+class PromptSources:
+    """Texts that model-backed strategies made before planning, by class index:
+    `sentences` for CE/LE, `captions` as (real image key, caption) pairs for CiP."""
+
+    sentences: Mapping[int, Sequence[str]] = field(default_factory=dict)
+    captions: Mapping[int, Sequence[tuple[str, str]]] = field(default_factory=dict)
 
 
-def simple_template(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator) -> list[PromptSpec]:
+def placeholder_token(dataset: str, classname: str) -> str:
+    """The textual inversion token of a class, as GenBench names it: `<|digits 3|>`."""
+    return f"<|{dataset} {classname}|>"
+
+
+def _needs(sources: Mapping, cls: int, what: str, strategy: str) -> Sequence:
+    items = sources.get(cls)
+    if not items:
+        raise GenBenchError(f"strategy {strategy} needs {what} for class {cls}, but none were made; "
+                            "build them with genbench.strategies.build_sources before planning")
+    return items
+
+
+def simple_template(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator, sources: PromptSources) -> list[PromptSpec]:
     return [PromptSpec(SIMPLE_TEMPLATE.format(c=ds.classnames[cls]))] * count
 
 
-def defined_template(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator) -> list[PromptSpec]:
+def defined_template(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator, sources: PromptSources) -> list[PromptSpec]:
     offset = int(rng.integers(len(ds.templates)))
     return [PromptSpec(ds.templates[(offset + i) % len(ds.templates)].format(c=ds.classnames[cls])) for i in range(count)]
+
+
+def enhanced_sentences(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator, sources: PromptSources) -> list[PromptSpec]:
+    sentences = _needs(sources.sentences, cls, "enhanced sentences", "CE/LE")
+    order = rng.permutation(len(sentences))
+    return [PromptSpec(sentences[order[i % len(order)]]) for i in range(count)]
+
+
+def caption_in_prompt(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator, sources: PromptSources) -> list[PromptSpec]:
+    captions = _needs(sources.captions, cls, "captions of real images", "CiP")
+    out = []
+    for i in range(count):
+        key, caption = captions[i % len(captions)]
+        out.append(PromptSpec(CAPTION_TEMPLATE.format(c=ds.classnames[cls], caption=caption), caption_source=key))
+    return out
 
 
 def negative_prompts(specs: list[PromptSpec], ds: DatasetSpec, cls: int, rng: np.random.Generator) -> list[PromptSpec]:
@@ -67,29 +117,97 @@ def restrictive_description(specs: list[PromptSpec], ds: DatasetSpec, cls: int, 
     return [replace(s, prompt=f"{s.prompt.rstrip('.')}., {suffix}") for s in specs]
 
 
-# Registries: strategy abbreviation -> function (contracts above).
-BASES: dict[str, Base] = {"ST": simple_template, "DT": defined_template}
+def inversion_token(ds: DatasetSpec, cls: int) -> str:
+    return placeholder_token(ds.name, ds.classnames[cls])
+
+
+Base = Callable[[DatasetSpec, int, int, np.random.Generator, PromptSources], list[PromptSpec]]
+Modifier = Callable[[list[PromptSpec], DatasetSpec, int, np.random.Generator], list[PromptSpec]]
+NameModifier = Callable[[DatasetSpec, int], str]
+
+# Bases: abbreviation -> (dataset, class, count, rng, sources) -> `count` PromptSpecs.
+BASES: dict[str, Base] = {
+    "ST": simple_template,
+    "DT": defined_template,
+    "CE": enhanced_sentences,
+    "LE": enhanced_sentences,
+    "CiP": caption_in_prompt,
+}
+# Prompt modifiers: abbreviation -> (specs, dataset, class, rng) -> specs of the same length.
 MODIFIERS: dict[str, Modifier] = {"NP": negative_prompts, "RD": restrictive_description}
+# Name modifiers: abbreviation -> (dataset, class) -> text the base uses in place of the class name.
+NAME_MODIFIERS: dict[str, NameModifier] = {"TI": inversion_token}
+# Image parts: abbreviation -> the reference image set an image-to-image generation starts from.
+INIT_SOURCES: dict[str, str] = {"RG": "original", "RA": "retrieved"}
+# Filters: abbreviation -> what decides which generated images are kept.
+FILTERS: dict[str, str] = {"CF": "CLIP zero-shot confidence for the image's own class"}
+
+BASES_WITH_NAMES = ("ST", "DT", "CiP")  # bases whose prompts contain the class name as given
 
 
-def parse_strategy(name: str) -> tuple[str, list[str]]:
-    """Split 'DT+NP+RD' into ('DT', ['NP', 'RD']), or raise GenBenchError naming the bad part."""
+@dataclass(frozen=True)
+class Strategy:
+    """A parsed strategy name."""
+
+    name: str
+    base: str
+    modifiers: tuple[str, ...] = ()
+    name_modifier: str | None = None
+    init: str | None = None
+    filter: str | None = None
+
+    @property
+    def tag(self) -> str:
+        """The name as it appears in image keys ('DT+NP' -> 'DT_NP')."""
+        return self.name.replace("+", "_")
+
+
+def _all_parts() -> str:
+    groups = [BASES, MODIFIERS, NAME_MODIFIERS, INIT_SOURCES, FILTERS]
+    return ", ".join(p for g in groups for p in g)
+
+
+def parse_strategy(name: str) -> Strategy:
+    """Parse 'DT+NP+RD' or 'LE+CF' into a Strategy, or raise GenBenchError naming the bad part."""
     parts = [p.strip() for p in str(name).split("+")]
-    base, mods = parts[0], parts[1:]
+    base, rest = parts[0], parts[1:]
     if base not in BASES:
+        hint = " (TI needs a base: ST+TI, DT+TI or CiP+TI)" if base in NAME_MODIFIERS else ""
         raise GenBenchError(
-            f"unknown prompt strategy {name!r}: base {base!r} is not one of {', '.join(BASES)} "
-            f"(modifiers: {', '.join(MODIFIERS)}; combine as DT+NP+RD)"
+            f"unknown prompt strategy {name!r}: base {base!r} is not one of {', '.join(BASES)}{hint} "
+            f"(parts: {_all_parts()}; combine as DT+NP+RD)"
         )
-    for mod in mods:
-        if mod not in MODIFIERS:
-            raise GenBenchError(f"unknown prompt strategy {name!r}: modifier {mod!r} is not one of {', '.join(MODIFIERS)}")
-    return base, mods
+    if len(set(rest)) != len(rest):
+        raise GenBenchError(f"unknown prompt strategy {name!r}: a part is repeated; write each part once")
+    modifiers, name_mod, init, filt = [], None, None, None
+    for part in rest:
+        if part in MODIFIERS:
+            modifiers.append(part)
+        elif part in NAME_MODIFIERS:
+            name_mod = part
+        elif part in INIT_SOURCES:
+            if init is not None:
+                raise GenBenchError(f"unknown prompt strategy {name!r}: {init} and {part} both choose the starting image; use one")
+            init = part
+        elif part in FILTERS:
+            filt = part
+        else:
+            raise GenBenchError(f"unknown prompt strategy {name!r}: part {part!r} is not one of {_all_parts()}")
+    if name_mod and base not in BASES_WITH_NAMES:
+        raise GenBenchError(f"unknown prompt strategy {name!r}: {name_mod} replaces the class name, which only "
+                            f"{', '.join(BASES_WITH_NAMES)} put in their prompts; use e.g. DT+{name_mod}")
+    return Strategy(name=str(name), base=base, modifiers=tuple(modifiers), name_modifier=name_mod, init=init, filter=filt)
 
 
-def build_prompts(name: str, ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator) -> list[PromptSpec]:
-    base, mods = parse_strategy(name)
-    specs = BASES[base](ds, cls, count, rng)
-    for mod in mods:
+def build_prompts(name: str | Strategy, ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator,
+                  sources: PromptSources | None = None) -> list[PromptSpec]:
+    strategy = name if isinstance(name, Strategy) else parse_strategy(name)
+    sources = sources or PromptSources()
+    named = ds
+    if strategy.name_modifier:
+        rename = NAME_MODIFIERS[strategy.name_modifier]
+        named = replace(ds, classnames=tuple(rename(ds, c) for c in range(ds.num_classes)))
+    specs = BASES[strategy.base](named, cls, count, rng, sources)
+    for mod in strategy.modifiers:
         specs = MODIFIERS[mod](specs, ds, cls, rng)
     return specs

@@ -33,19 +33,22 @@ class GenbenchGroup(click.Group):
 def cli() -> None:
     """GenBench Kit: generative data for visual recognition, benchmarked and priced.
 
-    The pipeline stages (run in order by `dvc repro`, see dvc.yaml) are prepare, generate, embed,
-    cler, probe, cost and report. Each reads its own section of params.yaml.
+    The pipeline stages (run in order by `dvc repro`, see dvc.yaml) are bootstrap, prepare,
+    pool, retrieve-index, retrieve, invert, generate, embed, cler, probe, quality, cost and report. Each reads its own section of
+    params.yaml; per-dataset stages take --dataset.
     """
 
 
 def _register() -> None:
     from cost.cli import prices_group
-    from stages import cler, cost_stage, datasets_cmd, embed, generate, prepare, probe, report
+    from stages import (bootstrap, cler, cost_stage, datasets_cmd, embed, generate, invert, prepare, probe, profile_cmd,
+                        quality, report, retrieve, retrieve_index, runs_cmd)
 
-    for module in (prepare, generate, embed, cler, probe, cost_stage, report):
+    for module in (bootstrap, prepare, generate, embed, cler, probe, quality, retrieve_index, retrieve, invert, cost_stage,
+                   report, datasets_cmd, profile_cmd, runs_cmd):
         cli.add_command(module.command)
+    cli.add_command(retrieve_index.pool_command)
     cli.add_command(prices_group)
-    cli.add_command(datasets_cmd.command)
 
 
 _register()

@@ -10,7 +10,7 @@ import click
 from cost.cli import audit_command, estimate_command
 from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
 from genbench import storage
-from stages.inputs import METER_DATASETS, METRICS, REPORTS
+from stages.inputs import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
 from stages.options import params_option
 from stages.params import Field, positive
 from stages.runner import PRICING_SCHEMA, StageResult, run_stage
@@ -23,9 +23,15 @@ SCHEMA = {
 }
 
 
+PIPELINE_STAGES_PRICED = ("bootstrap", "pool", "index")
+
+
 def read_rows() -> list[dict]:
-    """The priced meter readings of every per-dataset stage run, in a stable order."""
-    return [json.loads(path.read_text())["priced"] for path in sorted(METER_DATASETS.glob("*/*.json"))]
+    """The priced meter readings of every per-dataset stage run and of the pipeline-wide stages
+    that acquire data (the index build, amortised over retrieved images), in a stable order."""
+    paths = sorted(METER_DATASETS.glob("*/*.json"))
+    paths += [METER_PIPELINE / f"{stage}.json" for stage in PIPELINE_STAGES_PRICED if (METER_PIPELINE / f"{stage}.json").is_file()]
+    return [json.loads(path.read_text())["priced"] for path in paths]
 
 
 def work(p: dict) -> StageResult:

@@ -1,37 +1,74 @@
 """Stage `generate`: images per class for each prompt strategy, as shards with a manifest row
-per image, resumable after a crash, plus a sample grid."""
+per image, resumable after a crash, plus a sample grid.
+
+Outputs in data/<dataset>/generated: shard-*.tar/.done, manifest.parquet (the images kept),
+dropped.parquet (CF candidates not kept, with confidence and reason; only with CF) and
+strategy-texts.json (LE sentences and CiP captions used; only with those strategies).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import numpy as np
+import pandas as pd
 import torch
 
 from genbench import storage
 from genbench.errors import GenBenchError
 from genbench.generation import (
     GenerationSettings,
-    generate_images,
+    ImageMaker,
+    PlanInputs,
     plan_jobs,
     run_shards,
+    select_images,
     select_shards,
     shard_plan_hash,
     shards_of,
 )
-from genbench.generators import DTYPES, load_pipeline, set_attention_backend, weights_sha256
+from genbench.generators import (
+    DTYPES,
+    SCHEDULERS,
+    compile_denoiser,
+    configure_pipeline,
+    load_pipeline,
+    resolved_revision,
+    supports_negative_prompt,
+    weights_sha256,
+)
 from genbench.plots import sample_grid
-from genbench.prompts import parse_strategy
+from genbench.prompts import Strategy, inversion_token, parse_strategy
+from genbench.strategies.captions import DEFAULT_CAPTIONER
+from genbench.strategies.enhance import DEFAULT_ENHANCER
+from genbench.strategies.sources import TextModels, build_sources, needs_captions
 from stages.inputs import DatasetPaths
 from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
+DROPPED = "dropped.parquet"
+TEXTS = "strategy-texts.json"
+
+
+def strength(value) -> str | None:
+    return None if 0 < value <= 1 else "must lie in (0, 1]"
+
+
+def probability(value) -> str | None:
+    return None if 0 <= value < 1 else "must lie in [0, 1)"
+
+
 SCHEMA = {
     "model": Field(str, "tiny-sd", help="built-in name, local save_pretrained folder, or hub id"),
-    "revision": Field((str, type(None)), None),
+    "revision": Field((str, type(None)), None, help="hub commit to pin (recorded in the manifest)"),
+    "variant": Field((str, type(None)), None, help="weights variant on the hub, e.g. fp16"),
     "dtype": Field(str, "float32"),
     "device": Field(str, "auto"),
-    "attention": Field(str, "sdpa"),
+    "attention": Field(str, "sdpa", help="sdpa (PyTorch) or xformers"),
+    "scheduler": Field(str, "default", help="default keeps the model's; else a name of genbench.generators.SCHEDULERS"),
+    "compile": Field(bool, False, help="torch.compile the UNet/transformer"),
     "strategies": Field(list, ["ST", "DT"]),
     "images_per_class": Field(int, 16, positive),
     "steps": Field(int, 20, positive),
@@ -41,6 +78,22 @@ SCHEMA = {
     "batch_size": Field(int, 16, positive),
     "shard_size": Field(int, 1024, positive),
     "seed": Field(int, 0, non_negative),
+    "le_model": Field(str, DEFAULT_ENHANCER, help="CE/LE word-to-sentence model: tiny-t5, folder or hub id"),
+    "le_revision": Field((str, type(None)), None),
+    "le_sentences": Field(int, 200, positive, help="distinct sentences sampled per class (He et al.: 200)"),
+    "le_max_new_tokens": Field(int, 32, positive),
+    "cip_model": Field(str, DEFAULT_CAPTIONER, help="CiP captioning model: tiny-blip2, folder or hub id"),
+    "cip_revision": Field((str, type(None)), None),
+    "cip_max_new_tokens": Field(int, 30, positive),
+    "cf_model": Field(str, "ViT-B-32", help="CF CLIP model: tiny-clip, local-dir:PATH or an open_clip name"),
+    "cf_pretrained": Field((str, type(None)), "openai"),
+    "cf_threshold": Field((float, type(None)), None, probability, help="null: 1 / number of classes (He et al.)"),
+    "cf_oversample": Field(float, 0.5, non_negative, help="extra candidates per class, as a fraction of images_per_class"),
+    "cf_fill": Field(bool, True, help="fill a class short of passing images with its most confident others"),
+    "rg_strength": Field(float, 0.8, strength, help="RG image-to-image noise strength"),
+    "ra_strength": Field(float, 0.8, strength, help="RA image-to-image noise strength"),
+    "ra_images": Field(str, "data/{dataset}/retrieved", help="RA: retrieved image set or per-class folder"),
+    "ti_embeddings": Field(str, "data/{dataset}/inversion/original", help="TI: safetensors file or folder of <|dataset class|> embeddings"),
 }
 
 
@@ -64,19 +117,104 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def check(p: dict) -> None:
+def check(p: dict, dataset: str | None = None) -> None:
     if not p["strategies"]:
         raise GenBenchError("params key 'generate.strategies' is empty; list at least one strategy, e.g. [ST, DT]")
-    for s in p["strategies"]:
-        parse_strategy(s)
+    if len(set(map(str, p["strategies"]))) != len(p["strategies"]):
+        raise GenBenchError(f"params key 'generate.strategies' lists a strategy twice: {p['strategies']!r}")
+    strategies = [parse_strategy(s) for s in p["strategies"]]
     if p["dtype"] not in DTYPES:
         raise GenBenchError(f"params key 'generate.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
+    if p["scheduler"] not in SCHEDULERS:
+        raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
     resolve_device(p["device"])
     if p["shard_size"] % p["batch_size"]:
         raise GenBenchError(
             f"params key 'generate.shard_size' = {p['shard_size']} must be a multiple of generate.batch_size = "
             f"{p['batch_size']}, so batches never straddle shards and any sharding gives identical images"
         )
+    if dataset is not None:
+        for key, part in (("ra_images", "RA"), ("ti_embeddings", "TI")):
+            if any(part in (s.init, s.name_modifier) for s in strategies) and not dataset_path(p[key], dataset).exists():
+                raise GenBenchError(f"strategy {part} reads params key 'generate.{key}' = {p[key]!r}, but "
+                                    f"{dataset_path(p[key], dataset)} does not exist; make it first (see docs/generation.md)")
+
+
+def dataset_path(template: str, dataset: str) -> Path:
+    """A path param with `{dataset}` replaced by the dataset's name."""
+    return Path(template.replace("{dataset}", dataset))
+
+
+def _originals(paths: DatasetPaths, strategies: list[Strategy]):
+    if not (needs_captions(strategies) or any(s.init == "RG" for s in strategies)):
+        return None
+    directory = paths.prepared / "original"
+    if not (directory / storage.MANIFEST).is_file():
+        raise GenBenchError(f"{directory} not found; run the prepare stage first (dvc repro prepare@{paths.dataset})")
+    return storage.load_image_set(directory)
+
+
+def _plan_inputs(p: dict, ds, strategies: list[Strategy], originals, sources) -> PlanInputs:
+    from genbench.strategies.guidance import check_every_class, load_references, references_from_image_set
+
+    references, strengths = {}, {}
+    if any(s.init == "RG" for s in strategies):
+        references["RG"] = references_from_image_set(*originals, ds.num_classes)
+        check_every_class(references["RG"], list(ds.classnames), "the k-shot originals", "RG")
+        strengths["RG"] = p["rg_strength"]
+    if any(s.init == "RA" for s in strategies):
+        where = dataset_path(p["ra_images"], ds.name)
+        references["RA"] = load_references(where, list(ds.classnames))
+        check_every_class(references["RA"], list(ds.classnames), str(where), "RA")
+        strengths["RA"] = p["ra_strength"]
+    return PlanInputs(sources=sources, references=references, strengths=strengths, filter_oversample=p["cf_oversample"])
+
+
+def _text_models(p: dict) -> TextModels:
+    return TextModels(
+        enhancer=p["le_model"], enhancer_revision=p["le_revision"], sentences_per_class=p["le_sentences"],
+        enhancer_max_new_tokens=p["le_max_new_tokens"], captioner=p["cip_model"], captioner_revision=p["cip_revision"],
+        caption_max_new_tokens=p["cip_max_new_tokens"], captioner_dtype=p["dtype"], seed=p["seed"],
+    )
+
+
+def _model_label(info: dict) -> str:
+    return f"{info['model']}@{info['revision']}" if info.get("revision") else info["model"]
+
+
+def _load_generator(p: dict, ds, strategies: list[Strategy], device: str):
+    """The configured pipeline, its id for the plan hash, and the TI embeddings' hash (or None).
+    The weights are hashed before TI tokens are added and before torch.compile."""
+    pipe = load_pipeline(p["model"], revision=p["revision"], dtype=p["dtype"], device=device, seed=p["seed"],
+                         image_size=p["height"], variant=p["variant"])
+    configured = configure_pipeline(pipe, scheduler=p["scheduler"], attention=p["attention"])
+    generator_id = {"generator": p["model"], "revision": p["revision"], "weights_sha256": weights_sha256(pipe),
+                    "dtype": p["dtype"], "scheduler": configured["scheduler_class"], "attention": configured["attention"],
+                    "compile": p["compile"]}
+    ti_sha = None
+    if any(s.name_modifier == "TI" for s in strategies):
+        from genbench.strategies.textual_inversion import load_inversion_tokens
+
+        tokens = [inversion_token(ds, c) for c in range(ds.num_classes)]
+        ti_sha = load_inversion_tokens(pipe, dataset_path(p["ti_embeddings"], ds.name), tokens)
+    if p["compile"]:
+        compile_denoiser(pipe)
+    return pipe, generator_id, ti_sha
+
+
+def _strategy_fields(s: Strategy, texts: dict, ti_sha: str | None, cf) -> dict:
+    """Manifest fields naming the models behind a strategy's images (also in its shards' plan hash)."""
+    out = {}
+    if s.base in ("CE", "LE"):
+        out["text_model"] = _model_label(texts["sentences"])
+    if s.base == "CiP":
+        out["text_model"] = _model_label(texts["captions"])
+    if s.name_modifier:
+        out["ti_embeddings_sha256"] = ti_sha
+    if s.filter:
+        out["filter_model"] = cf.name
+        out["filter_weights_sha256"] = cf.weights_sha256
+    return out
 
 
 def make_work(paths: DatasetPaths, shard: tuple[int, int] | None):
@@ -85,30 +223,82 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None):
     def work(p: dict) -> StageResult:
         ds = paths.spec()
         device = resolve_device(p["device"])
+        strategies = [parse_strategy(s) for s in p["strategies"]]
+        by_name = {s.name: s for s in strategies}
         settings = GenerationSettings(p["height"], p["width"], p["steps"], p["guidance_scale"], p["batch_size"])
-        jobs = plan_jobs(ds, p["strategies"], p["images_per_class"], p["seed"])
-        pipe = load_pipeline(p["model"], revision=p["revision"], dtype=p["dtype"], device=device, seed=p["seed"], image_size=p["height"])
-        pipe.set_progress_bar_config(disable=True)
-        set_attention_backend(pipe, p["attention"])
-        generator_id = {"generator": p["model"], "revision": p["revision"], "weights_sha256": weights_sha256(pipe)}
-        extra = {**generator_id, "height": p["height"], "width": p["width"], "steps": p["steps"], "guidance_scale": p["guidance_scale"]}
+
+        pipe, generator_id, ti_sha = _load_generator(p, ds, strategies, device)
+        cf = None
+        if any(s.filter for s in strategies):
+            from genbench.strategies.clip_filter import load_clip_filter
+
+            cf = load_clip_filter(p["cf_model"], p["cf_pretrained"], list(ds.classnames), list(ds.templates), device=device, seed=p["seed"])
+        originals = _originals(paths, strategies)
+        sources, texts = build_sources(strategies, ds, _text_models(p), originals=originals, device=device, cache=out_dir / TEXTS)
+        inputs = _plan_inputs(p, ds, strategies, originals, sources)
+        jobs = plan_jobs(ds, p["strategies"], p["images_per_class"], p["seed"], inputs)
+
+        strategy_fields = {s.name: _strategy_fields(s, texts, ti_sha, cf) for s in strategies}
+
+        def shard_extra(shard_jobs) -> dict | None:
+            merged = {}
+            for name in dict.fromkeys(j.strategy for j in shard_jobs):
+                merged.update(strategy_fields[name])
+            return merged or None
+
+        init_images = {ref.key: ref.image for refs in inputs.references.values() for rs in refs.values() for ref in rs}
+        maker = ImageMaker(pipe, settings, device=device, init_images=init_images, negative_prompts=supports_negative_prompt(pipe))
+
+        def row_fields(shard_jobs, images) -> list[dict]:
+            rows = [{"batch_size": maker.batch_size_of[j.key], **strategy_fields[j.strategy]} for j in shard_jobs]
+            filtered = [i for i, j in enumerate(shard_jobs) if by_name[j.strategy].filter]
+            if filtered:
+                conf = cf.confidence(np.stack([images[i] for i in filtered]), [shard_jobs[i].class_index for i in filtered])
+                for i, c in zip(filtered, conf):
+                    rows[i]["cf_confidence"] = float(c)
+            return rows
+
+        extra = {**{k: generator_id[k] for k in ("generator", "revision", "weights_sha256", "scheduler", "dtype", "attention")},
+                 "resolved_revision": resolved_revision(pipe), "height": p["height"], "width": p["width"],
+                 "steps": p["steps"], "guidance_scale": p["guidance_scale"]}
         shards = shards_of(jobs, p["shard_size"])
-        hashes = [shard_plan_hash(s, generator_id, settings) for s in shards]
+        hashes = [shard_plan_hash(s, generator_id, settings, shard_extra(s)) for s in shards]
         indices = select_shards(len(shards), *shard) if shard else list(range(len(shards)))
-        rows, made = run_shards(out_dir, shards, indices, lambda js: generate_images(pipe, js, settings, device), extra, hashes)
-        metrics = {"images_made": made, "images_total": len(jobs), "shards": len(shards)}
+        rows, made = run_shards(out_dir, shards, indices, maker, extra, hashes, row_fields=row_fields)
+
+        metrics = {"images_made": made, "images_planned": len(jobs), "shards": len(shards),
+                   "oom_retries": len(maker.oom_events), "final_batch_size": maker.batch_size}
+        for event in maker.oom_events:
+            click.echo(f"generate: out of memory at batch size {event['batch_size']} (image {event['key']}); "
+                       f"retried at {event['retry_batch_size']}")
         if shard:
             click.echo(f"generate: shard part {shard[0]}/{shard[1]}: {made} images made; run without --shard to finish")
             return StageResult(metrics=metrics, items=made, data_type="generated")
+
+        threshold = p["cf_threshold"] if p["cf_threshold"] is not None else 1.0 / ds.num_classes
+        kept, dropped = select_images(rows, p["images_per_class"], threshold, p["cf_fill"]) if cf else (rows, [])
         storage.remove_stale(out_dir, {f"{storage.shard_name(i)}.{ext}" for i in range(len(shards)) for ext in ("tar", "done")})
-        storage.write_manifest(out_dir, rows)
+        _write_dropped(out_dir, dropped)
+        storage.write_manifest(out_dir, kept)
+        metrics.update({"images_kept": len(kept), "cf_dropped": len(dropped),
+                        "cf_filled": sum(r.get("cf_status") == "filled" for r in kept)})
         images, manifest = storage.load_image_set(out_dir)
         sample_grid(images, manifest, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")
-        click.echo(f"generate: {len(rows)} images ({made} made now) in {len(shards)} shards -> {out_dir}")
+        click.echo(f"generate: {len(kept)} images ({made} made now{f', {len(dropped)} dropped by CF' if cf else ''}) "
+                   f"in {len(shards)} shards -> {out_dir}")
         return StageResult(metrics=metrics, artifacts=[paths.samples], items=made, data_type="generated",
                            tags={"generator": p["model"], "weights_sha256": generator_id["weights_sha256"]})
 
     return work
+
+
+def _write_dropped(out_dir: Path, dropped: list[dict]) -> None:
+    path = out_dir / DROPPED
+    if not dropped:
+        path.unlink(missing_ok=True)
+        return
+    with storage.atomic_path(path) as tmp:
+        pd.DataFrame(dropped).to_parquet(tmp, index=False)
 
 
 @click.command("generate")
@@ -119,4 +309,4 @@ def command(params_file: str, dataset: str | None, shard: str | None) -> None:
     """Generate images per class and prompt strategy (params: generate.*)."""
     part = parse_shard(shard)
     name = resolve_dataset(params_file, dataset)
-    run_stage("generate", params_file, SCHEMA, make_work(DatasetPaths(name), part), check, dataset=name)
+    run_stage("generate", params_file, SCHEMA, make_work(DatasetPaths(name), part), lambda p: check(p, name), dataset=name)

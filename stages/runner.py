@@ -69,7 +69,7 @@ def run_stage(
     meter_path = DatasetPaths(dataset).meter(stage) if dataset else METER_PIPELINE / f"{stage}.json"
     run_name = f"{stage}@{dataset}" if dataset else stage
     tags = {"params_hash": params_hash(params), "dataset": dataset or "all"}
-    with StageTracker(stage, profile, params, run_name=run_name, tags=tags) as tracker:
+    with StageTracker(stage, profile, params, run_name=run_name, tags=tags, params_file=params_file) as tracker:
         with Meter(stage) as meter:
             result = work(params)
             meter.add_items(result.items)

@@ -9,10 +9,23 @@ their process ancestry to the `dvc` process and key the parent run by its pid an
 so every stage of one `dvc repro` lands under the same parent. `GENBENCH_PIPELINE_ID` overrides
 the key (for schedulers that launch stages separately); a stage run by hand gets a parent of
 its own.
+
+What a run carries so it can be traced to the exact code, settings and data:
+- tags on the parent and on every child: `git_commit`, `dvc_lock_sha256` (of dvc.lock when the
+  run started; "absent" before the first `dvc repro`), `params_file_sha256` (the whole params
+  file); on children also `params_hash` (the stage's own section) and `price_snapshot`;
+- the parent also collects, under consistent names, every stage's params as `<stage>.<key>` and
+  its metrics as `<dataset>/<stage>/<metric>` (per-dataset stages) or `<stage>/<metric>`
+  (pipeline-wide), so the MLflow UI compares two pipeline runs on one page;
+- MLflow system metrics (`system/...`: CPU, memory, disk, network, GPU through NVML where present)
+  are sampled on each child run every MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL seconds (default
+  here 2); GENBENCH_SYSTEM_METRICS=0 turns them off.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import subprocess
 import time
@@ -22,6 +35,10 @@ import psutil
 
 PIPELINE_TAG = "genbench.pipeline_key"
 STAGE_TAG = "genbench.stage"
+KIND_TAG = "genbench.kind"
+DATASET_TAG = "dataset"
+SYSTEM_METRICS_INTERVAL_S = 2.0
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}  # the UI's "Model training" kind
 
 
 def tracking_uri() -> str:
@@ -54,22 +71,51 @@ def git_commit() -> str:
         return "unknown"
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, or "absent" when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return "absent"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def trace_tags(params_file: str | Path = "params.yaml") -> dict[str, str]:
+    """The tags that tie a run to its code, data and settings (see the module docstring)."""
+    return {"git_commit": git_commit(), "dvc_lock_sha256": file_sha256("dvc.lock"),
+            "params_file_sha256": file_sha256(params_file)}
+
+
+def parent_metric_name(stage: str, dataset: str | None, key: str) -> str:
+    """The name a stage's metric gets on the pipeline's parent run: digits/cler/cler.generated, cost/usd_total."""
+    return f"{dataset}/{stage}/{key}" if dataset and dataset != "all" else f"{stage}/{key}"
+
+
+def system_metrics_enabled() -> bool:
+    return os.environ.get("GENBENCH_SYSTEM_METRICS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 class StageTracker:
     """Opens the stage's child run under the pipeline's parent run; closes both on exit."""
 
-    def __init__(self, stage: str, profile: str, params: dict, *, run_name: str | None = None, tags: dict | None = None):
+    def __init__(self, stage: str, profile: str, params: dict, *, run_name: str | None = None, tags: dict | None = None,
+                 params_file: str | Path = "params.yaml"):
         from mlflow.tracking import MlflowClient
 
         self.stage = stage
         self.run_name = run_name or stage
-        self.client = MlflowClient(tracking_uri=tracking_uri())
+        self.uri = tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.profile = profile
+        self.trace = trace_tags(params_file)
         name = experiment_name(profile)
         exp = self.client.get_experiment_by_name(name)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(name)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
         self.parent_id = self._parent_run()
         self.params = params
         self.tags = tags or {}
+        self.dataset = self.tags.get(DATASET_TAG)
         self.run_id: str | None = None
+        self._system_monitor = None
 
     def _parent_run(self) -> str:
         key = pipeline_key()
@@ -77,16 +123,13 @@ class StageTracker:
         if found:
             return found[0].info.run_id
         name = os.environ.get("DVC_EXP_NAME") or f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=name,
-            tags={PIPELINE_TAG: key, "git_commit": git_commit(), "genbench.kind": "pipeline"},
-        )
+        tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "profile": self.profile, **self.trace}
+        if os.environ.get("DVC_EXP_NAME"):
+            tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         return run.info.run_id
 
     def __enter__(self) -> "StageTracker":
-        from mlflow.entities import Param
-
         run = self.client.create_run(
             self.experiment_id,
             run_name=self.run_name,
@@ -94,23 +137,63 @@ class StageTracker:
                 "mlflow.parentRunId": self.parent_id,
                 STAGE_TAG: self.stage,
                 "dvc_stage": self.stage,
-                "git_commit": git_commit(),
-                **self.tags,
+                KIND_TAG: "stage",
+                **self.trace,
+                **{k: str(v) for k, v in self.tags.items()},
             },
         )
         self.run_id = run.info.run_id
-        flat = _flatten(self.params)
-        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in flat.items()])
+        flat = {k: str(v)[:6000] for k, v in _flatten(self.params).items()}
+        self._log_params(self.run_id, flat)
+        self._log_params(self.parent_id, {f"{self.stage}.{k}": v for k, v in flat.items()})
         self.client.update_run(self.parent_id, status="RUNNING")
+        self._start_system_metrics()
         return self
 
+    def _log_params(self, run_id: str, params: dict[str, str]) -> None:
+        """Log params a run does not hold yet (MLflow params are write-once; a stage run again under
+        the same parent keeps the first value and its child run holds the new one)."""
+        from mlflow.entities import Param
+
+        held = self.client.get_run(run_id).data.params
+        fresh = [Param(k, v) for k, v in params.items() if k not in held]
+        for start in range(0, len(fresh), 100):
+            self.client.log_batch(run_id, params=fresh[start : start + 100])
+
+    def _start_system_metrics(self) -> None:
+        if not system_metrics_enabled():
+            return
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            logging.getLogger("mlflow.system_metrics").setLevel(logging.ERROR)
+            self._system_monitor = SystemMetricsMonitor(self.run_id, sampling_interval=SYSTEM_METRICS_INTERVAL_S,
+                                                        tracking_uri=self.uri)
+            self._system_monitor.start()
+        except Exception as exc:  # system metrics are a convenience; a stage never fails for them
+            logging.getLogger(__name__).warning("MLflow system metrics are off: %s", exc)
+            self._system_monitor = None
+
+    def _stop_system_metrics(self) -> None:
+        if self._system_monitor is not None:
+            try:
+                self._system_monitor.finish()
+            except Exception as exc:
+                logging.getLogger(__name__).warning("MLflow system metrics did not stop cleanly: %s", exc)
+            self._system_monitor = None
+
     def log_metrics(self, metrics: dict) -> None:
+        """Log numeric metrics to the stage's run, and to the parent as <dataset>/<stage>/<key>."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        rows = [Metric(k, float(v), now, 0) for k, v in _flatten(metrics).items() if _is_number(v)]
-        for start in range(0, len(rows), 500):
-            self.client.log_batch(self.run_id, metrics=rows[start : start + 500])
+        values = {k: float(v) for k, v in _flatten(metrics).items() if _is_number(v)}
+        for run_id, rows in (
+            (self.run_id, [Metric(k, v, now, 0) for k, v in values.items()]),
+            (self.parent_id, [Metric(parent_metric_name(self.stage, self.dataset, k), v, now, 0) for k, v in values.items()]),
+        ):
+            for start in range(0, len(rows), 500):
+                self.client.log_batch(run_id, metrics=rows[start : start + 500])
 
     def set_tags(self, tags: dict) -> None:
         for key, value in tags.items():
@@ -120,6 +203,7 @@ class StageTracker:
         self.client.log_artifact(self.run_id, str(path))
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._stop_system_metrics()
         status = "FINISHED" if exc_type is None else "FAILED"
         self.client.set_terminated(self.run_id, status=status)
         self.client.set_terminated(self.parent_id, status=status)

@@ -17,6 +17,9 @@ FAST_PARAMS = {
     "prepare": {"shots": 4},
     "generate": {"images_per_class": 4, "steps": 4, "batch_size": 8, "shard_size": 16},
     "cler": {"timing_repeats": 1},
+    "pool": {"per_class": 10},
+    "retrieve": {"top_k": 8, "shots": 4},
+    "invert": {"steps": 1, "batch_size": 1, "eval_draws": 1, "original_shots": 2},
 }
 
 

@@ -6,7 +6,8 @@ from click.testing import CliRunner
 
 from stages.cli import cli
 
-STAGES = ["prepare", "generate", "embed", "cler", "probe", "cost", "report"]
+STAGES = ["bootstrap", "prepare", "pool", "retrieve-index", "retrieve", "invert", "generate", "embed", "cler", "probe",
+          "quality", "cost", "report"]
 
 
 def test_help_lists_every_stage():

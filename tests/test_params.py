@@ -6,8 +6,8 @@ from stages.params import validate_section
 
 
 def test_defaults_fill_in():
-    out = validate_section({"dataset": "digits"}, "prepare", prepare.SCHEMA)
-    assert out["shots"] == 16 and out["image_size"] == 32
+    out = validate_section({"seed": 3}, "prepare", prepare.SCHEMA)
+    assert out["shots"] == 16 and out["image_size"] == 32 and out["seed"] == 3
 
 
 def test_unknown_key_is_named():

@@ -18,7 +18,7 @@ from conftest import copy_project, write_params
 from genbench import storage
 from genbench.features import load_features
 
-RUNS = ["prepare@digits", "generate@digits", "embed@digits", "cler@digits", "probe@digits", "cost", "report"]
+RUNS = ["prepare@digits", "generate@digits", "embed@digits", "cler@digits", "probe@digits", "quality@digits", "cost", "report"]
 
 
 def _env(root: Path) -> dict:
@@ -51,7 +51,7 @@ def test_dag_order(project):
     dot = _run([str(Path(sys.executable).with_name("dvc")), "dag", "--dot"], project).stdout
     edges = {tuple(part.strip().strip('"') for part in line.strip().rstrip(";").split("->")) for line in dot.splitlines() if "->" in line}
     for edge in [("prepare@digits", "generate@digits"), ("generate@digits", "embed@digits"), ("embed@digits", "cler@digits"),
-                 ("embed@digits", "probe@digits"), ("cler@digits", "cost"), ("probe@digits", "cost"), ("cost", "report")]:
+                 ("embed@digits", "probe@digits"), ("embed@digits", "quality@digits"), ("quality@digits", "cost"), ("cler@digits", "cost"), ("probe@digits", "cost"), ("cost", "report")]:
         assert edge in edges, (edge, edges)
 
 

@@ -4,12 +4,19 @@
 - a built-in name (`BUILTIN_PIPELINES`, built in process with seeded weights; no download),
 - a local folder written by `save_pretrained` (loaded with `local_files_only=True`),
 - a hub id pinned by `revision` (loaded from the local Hugging Face cache, HF_HOME, or the hub
-  when it can be reached).
+  when it can be reached), through diffusers' AutoPipelineForText2Image, so any text-to-image
+  family it knows works (Stable Diffusion 1/2, SDXL, SD3, PixArt, ...).
+
+`configure_pipeline` then sets the scheduler (`SCHEDULERS`), the attention backend and the
+optional torch.compile of the denoiser. Height and width are always passed explicitly when
+generating (SD 2.1 defaults to 768 px, its -base variant to 512 px).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -31,7 +38,7 @@ def resolve_dtype(name: str) -> torch.dtype:
 
 
 def load_pipeline(model: str, *, revision: str | None = None, dtype: str = "float32", device: str = "cpu",
-                  seed: int = 0, image_size: int = 32):
+                  seed: int = 0, image_size: int = 32, variant: str | None = None):
     if model in BUILTIN_PIPELINES:
         pipe = BUILTIN_PIPELINES[model](seed=seed, image_size=image_size)
         return pipe.to(device)
@@ -41,9 +48,9 @@ def load_pipeline(model: str, *, revision: str | None = None, dtype: str = "floa
     local = Path(model)
     try:
         if local.is_dir():
-            pipe = DiffusionPipeline.from_pretrained(str(local), torch_dtype=torch_dtype, local_files_only=True)
+            pipe = DiffusionPipeline.from_pretrained(str(local), torch_dtype=torch_dtype, local_files_only=True, variant=variant)
         else:
-            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, torch_dtype=torch_dtype)
+            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, torch_dtype=torch_dtype, variant=variant)
     except (OSError, ValueError, EnvironmentError) as exc:
         where = f"local folder {str(local)!r}" if local.is_dir() else "the Hugging Face cache (HF_HOME) and the hub"
         raise GenBenchError(
@@ -79,3 +86,65 @@ def set_attention_backend(pipe, backend: str) -> str:
             raise GenBenchError(f"attention backend 'xformers' unavailable ({exc}); install the gpu extra or use 'sdpa'") from exc
         return backend
     raise GenBenchError(f"unknown attention backend {backend!r}; use 'sdpa' or 'xformers'")
+
+
+def resolved_revision(pipe) -> str | None:
+    """The commit a hub model was loaded from (its snapshot folder in the HF cache), if known."""
+    found = re.search(r"snapshots[/\\]([0-9a-f]{40})", str(getattr(pipe, "name_or_path", "") or ""))
+    return found.group(1) if found else None
+
+
+# Schedulers: name -> (diffusers class name, extra config); "default" keeps the model's own.
+SCHEDULERS: dict[str, tuple[str, dict] | None] = {
+    "default": None,
+    "ddim": ("DDIMScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "pndm": ("PNDMScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "dpm++_2m": ("DPMSolverMultistepScheduler", {}),
+    "dpm++_2m_karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}),
+}
+
+
+def set_scheduler(pipe, name: str) -> str:
+    """Replace the pipeline's scheduler by `SCHEDULERS[name]` built from the current one's config."""
+    if name not in SCHEDULERS:
+        raise GenBenchError(f"unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}")
+    entry = SCHEDULERS[name]
+    if entry is None:
+        return type(pipe.scheduler).__name__
+    import diffusers
+
+    cls_name, extra = entry
+    pipe.scheduler = getattr(diffusers, cls_name).from_config(pipe.scheduler.config, **extra)
+    return cls_name
+
+
+def denoiser_name(pipe) -> str:
+    """The pipeline's denoising network: 'unet' (Stable Diffusion, SDXL) or 'transformer' (SD3, PixArt, Flux)."""
+    for name in ("unet", "transformer", "prior"):
+        if isinstance(getattr(pipe, name, None), torch.nn.Module):
+            return name
+    raise GenBenchError(f"{type(pipe).__name__} has no unet or transformer to compile")
+
+
+def compile_denoiser(pipe) -> str:
+    """torch.compile the UNet or transformer in place (call after hashing the weights)."""
+    name = denoiser_name(pipe)
+    setattr(pipe, name, torch.compile(getattr(pipe, name)))
+    return name
+
+
+def configure_pipeline(pipe, *, scheduler: str = "default", attention: str = "sdpa") -> dict:
+    """Scheduler and attention backend; returns what was set, for the manifest."""
+    pipe.set_progress_bar_config(disable=True)
+    return {"scheduler": scheduler, "scheduler_class": set_scheduler(pipe, scheduler), "attention": set_attention_backend(pipe, attention)}
+
+
+def supports_negative_prompt(pipe) -> bool:
+    return "negative_prompt" in inspect.signature(pipe.__call__).parameters

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genbench.errors import GenBenchError
 from genbench.miniature.captions import caption_table, caption_templates, sample_caption_ids
 from genbench.miniature.common import (
     check_positive,
@@ -167,29 +168,60 @@ def encode_latents(vae, pixels: torch.Tensor, batch_size: int = 256) -> torch.Te
     return torch.cat([vae.encode(pixels[i : i + batch_size]).latent_dist.mean for i in range(0, len(pixels), batch_size)])
 
 
-@torch.no_grad()
-def encode_captions(pipe, captions: Sequence[str]) -> torch.Tensor:
-    """(len(captions), L, D) text-encoder states exactly as the pipeline computes them."""
-    embeds, _ = pipe.encode_prompt(list(captions), torch.device("cpu"), 1, False)
-    return embeds
+def tokenize(tokenizer, captions: Sequence[str]) -> torch.Tensor:
+    """Token ids (len(captions), model_max_length) padded and truncated as `encode_prompt` does."""
+    return tokenizer(list(captions), padding="max_length", max_length=tokenizer.model_max_length,
+                     truncation=True, return_tensors="pt").input_ids
 
 
-def train_unet(unet, scheduler, latents: torch.Tensor, labels: np.ndarray, caption_embeds: torch.Tensor,
-               uncond_embed: torch.Tensor, *, num_templates: int, num_classes: int, steps: int, batch_size: int,
-               lr: float, uncond_prob: float, ema_decay: float, rng: np.random.Generator,
+def text_states(text_encoder, token_ids: torch.Tensor) -> torch.Tensor:
+    """The cross-attention states the pipeline's `encode_prompt` computes for `token_ids`."""
+    return text_encoder(token_ids)[0]
+
+
+def min_snr_weights(scheduler, gamma: float | None) -> torch.Tensor:
+    """Per-timestep loss weights of Min-SNR-gamma (Hang et al. 2023): min(SNR, gamma) / SNR for
+    noise prediction, min(SNR, gamma) / (SNR + 1) for velocity; all ones when gamma is None."""
+    alphas = scheduler.alphas_cumprod.double()
+    if gamma is None:
+        return torch.ones(len(alphas))
+    snr = alphas / (1 - alphas)
+    denominator = snr + 1 if scheduler.config.prediction_type == "v_prediction" else snr
+    return (snr.clamp(max=gamma) / denominator).float()
+
+
+def train_unet(unet, text_encoder, scheduler, latents: torch.Tensor, labels: np.ndarray, token_ids: torch.Tensor,
+               *, num_templates: int, num_classes: int, train_text_encoder: bool, steps: int, batch_size: int,
+               lr: float, uncond_prob: float, ema_decay: float, snr_gamma: float | None, rng: np.random.Generator,
                generator: torch.Generator, progress: bool) -> tuple[dict, list[float]]:
-    """Fit the UNet to predict the scheduler's target; returns (EMA state dict, losses)."""
-    unet.train()
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    """Fit the UNet (and the text encoder, if `train_text_encoder`) to predict the scheduler's
+    target. `token_ids` holds the caption table's token ids followed by the empty prompt's.
+    Returns ({"unet": state dict, "text_encoder": state dict} of exponential moving averages,
+    losses)."""
+    modules = {"unet": unet, "text_encoder": text_encoder} if train_text_encoder else {"unet": unet}
+    text_encoder.requires_grad_(train_text_encoder)
+    for module in modules.values():
+        module.train()
+    params = [p for module in modules.values() for p in module.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
-    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    ema = {name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in modules.items()}
+    if not train_text_encoder:
+        with torch.no_grad():
+            frozen_states = text_states(text_encoder, token_ids)
+    uncond_id = len(token_ids) - 1
     num_timesteps = scheduler.config.num_train_timesteps
+    weights = min_snr_weights(scheduler, snr_gamma)
     losses = []
     with progress_bar(steps, "train miniature UNet", progress) as bar:
         for step, idx in enumerate(_batches(len(latents), batch_size, steps, rng)):
-            cond = caption_embeds[sample_caption_ids(labels[idx], num_templates, num_classes, rng)]
-            drop = torch.from_numpy(rng.random(len(idx)) < uncond_prob)
-            cond = torch.where(drop[:, None, None], uncond_embed.expand_as(cond), cond)
+            ids = sample_caption_ids(labels[idx], num_templates, num_classes, rng)
+            ids[rng.random(len(idx)) < uncond_prob] = uncond_id
+            if train_text_encoder:
+                unique, inverse = np.unique(ids, return_inverse=True)
+                cond = text_states(text_encoder, token_ids[unique])[torch.from_numpy(inverse)]
+            else:
+                cond = frozen_states[ids]
             clean = latents[idx]
             noise = torch.randn(clean.shape, generator=generator)
             timesteps = torch.randint(0, num_timesteps, (len(idx),), generator=generator)
@@ -199,22 +231,26 @@ def train_unet(unet, scheduler, latents: torch.Tensor, labels: np.ndarray, capti
             else:
                 target = noise
             pred = unet(noisy, timesteps, encoder_hidden_states=cond).sample
-            loss = F.mse_loss(pred, target)
+            per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+            loss = (per_sample * weights[timesteps]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             lr_schedule.step()
             decay = min(ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
-                for key, value in unet.state_dict().items():
-                    if value.dtype.is_floating_point:
-                        ema[key].lerp_(value, 1 - decay)
-                    else:
-                        ema[key].copy_(value)
+                for name, module in modules.items():
+                    for key, value in module.state_dict().items():
+                        if value.dtype.is_floating_point:
+                            ema[name][key].lerp_(value, 1 - decay)
+                        else:
+                            ema[name][key].copy_(value)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             bar.update()
-    unet.eval()
+    for module in modules.values():
+        module.eval()
+    text_encoder.requires_grad_(False)
     return ema, losses
 
 
@@ -235,23 +271,21 @@ def train_diffusion(
     unet_lr: float = 2e-3,
     uncond_prob: float = 0.1,
     ema_decay: float = 0.99,
+    snr_gamma: float | None = None,
+    train_text_encoder: bool = True,
     progress: bool = True,
 ) -> dict:
     """Train the miniature text-to-image pipeline on (images, labels) and save it with
     `save_pretrained(out_dir, safe_serialization=True)`. Images must be square with a side
-    divisible by 4. Returns {path, weights_sha256, final_loss, vae_loss, seconds}: final_loss
+    divisible by 8. Returns {path, weights_sha256, final_loss, vae_loss, seconds}: final_loss
     (UNet) and vae_loss are means over the last 10% of their steps."""
     start = time.perf_counter()
     images, labels = check_training_data(images, labels, classnames, templates)
     check_positive(vae_steps=vae_steps, vae_batch_size=vae_batch_size, unet_steps=unet_steps, unet_batch_size=unet_batch_size)
     height, width = images.shape[1:3]
-    if height != width or height % 4:
-        from genbench.errors import GenBenchError
-
-        raise GenBenchError(f"images must be square with a side divisible by 4, got {height}x{width}; resize them first")
+    if height != width or height % 8:
+        raise GenBenchError(f"images must be square with a side divisible by 8 (the pipeline needs it), got {height}x{width}; resize them first")
     if not 0 <= uncond_prob < 1:
-        from genbench.errors import GenBenchError
-
         raise GenBenchError(f"uncond_prob must lie in [0, 1), got {uncond_prob!r}")
     captions = caption_templates(templates)
     rng = np.random.default_rng(seed)
@@ -259,21 +293,20 @@ def train_diffusion(
     with deterministic(seed):
         generator = torch.Generator().manual_seed(seed)
         pipe = build_pipeline(seed, height)
-        pipe.text_encoder.requires_grad_(False)
         vae_losses = train_vae(pipe.vae, pixels, steps=vae_steps, batch_size=min(vae_batch_size, len(pixels)),
                                lr=vae_lr, kl_weight=kl_weight, rng=rng, generator=generator, progress=progress)
         raw = encode_latents(pipe.vae, pixels)
         pipe.vae.register_to_config(scaling_factor=float(1.0 / raw.std()))
         latents = raw * pipe.vae.config.scaling_factor
-        caption_embeds = encode_captions(pipe, caption_table(captions, classnames))
-        uncond_embed = encode_captions(pipe, [""])
+        token_ids = tokenize(pipe.tokenizer, caption_table(captions, classnames) + [""])
         ema, unet_losses = train_unet(
-            pipe.unet, pipe.scheduler, latents, labels, caption_embeds, uncond_embed,
-            num_templates=len(captions), num_classes=len(classnames), steps=unet_steps,
+            pipe.unet, pipe.text_encoder, pipe.scheduler, latents, labels, token_ids,
+            num_templates=len(captions), num_classes=len(classnames), train_text_encoder=train_text_encoder, steps=unet_steps,
             batch_size=min(unet_batch_size, len(latents)), lr=unet_lr, uncond_prob=uncond_prob,
-            ema_decay=ema_decay, rng=rng, generator=generator, progress=progress,
+            ema_decay=ema_decay, snr_gamma=snr_gamma, rng=rng, generator=generator, progress=progress,
         )
-        pipe.unet.load_state_dict(ema)
+        for name, state in ema.items():
+            getattr(pipe, name).load_state_dict(state)
     pipe.save_pretrained(str(out_dir), safe_serialization=True)
     return {
         "path": str(out_dir),

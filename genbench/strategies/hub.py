@@ -1,0 +1,34 @@
+"""Loading a transformers model the way every model in the kit is loaded: a built-in tiny
+stand-in by name, a local `save_pretrained` folder, or a hub id pinned by revision (from the
+Hugging Face cache, HF_HOME, or the hub when it can be reached)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from genbench.errors import GenBenchError
+
+T = TypeVar("T")
+
+
+def load_pretrained(name: str, revision: str | None, what: str, builtin: dict[str, Callable[[], T]],
+                    load: Callable[..., T]) -> T:
+    """`builtin[name]()` if it is a built-in name; otherwise `load(path_or_id, **kwargs)` with
+    `local_files_only=True` for a folder, or `revision=...` for a hub id. Failures become one
+    GenBenchError saying where the model was looked for and how to get it."""
+    if name in builtin:
+        return builtin[name]()
+    local = Path(name)
+    try:
+        if local.is_dir():
+            return load(str(local), local_files_only=True)
+        return load(name, revision=revision)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        where = f"local folder {str(local)!r}" if local.is_dir() else "the Hugging Face cache (HF_HOME) and the hub"
+        raise GenBenchError(
+            f"cannot load {what} {name!r} (revision {revision!r}): not found in {where} ({str(exc).splitlines()[0][:160]}); "
+            "download it on a connected machine (huggingface-cli download MODEL --revision REV) into HF_HOME, "
+            f"or give a local save_pretrained folder (built-in offline stand-ins: {', '.join(builtin)})"
+        ) from exc
+

@@ -1,0 +1,203 @@
+"""Stage `quality`: the image-quality metrics the paper compares CLER with (its Figure 4), per
+external image set, and the evaluation time of every metric (its Figure 5).
+
+Per source (generated, generated/<strategy>, original; see stages.cler.external_sets):
+- `fid_clip`: Frechet distance between Gaussian fits of the source's CLIP image features and the
+  real test set's (NOT Inception FID);
+- `clip_score`: CLIP score of each generated image against the prompt it was generated from
+  (null for sources without prompts, i.e. original);
+- `pad`: proxy-A distance between the source's features and the real test set's.
+
+Timing: CLER, the linear probe, FID, CLIP score and PAD are each run `timing_warmup` untimed
+times, then `timing_repeats` timed times, on the pooled generated set's cached features.
+Feature extraction is not part of any metric's time; encoding the prompts is timed apart.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import click
+import numpy as np
+import torch
+
+from genbench import storage
+from genbench.clip_models import load_clip
+from genbench.errors import GenBenchError
+from genbench.features import cache_key, encode_texts, load_features, model_sha256
+from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
+from genbench.probe import linear_probe
+from stages.cler import external_sets
+from stages.generate import resolve_device
+from stages.inputs import DatasetPaths
+from stages.options import dataset_option, params_option, resolve_dataset
+from stages.params import Field, non_negative, positive
+from stages.runner import StageResult, run_stage
+
+SCHEMA = {
+    "model": Field(str, "tiny-clip", help="the CLIP model that embedded the images (as embed.model)"),
+    "pretrained": Field((str, type(None)), None, help="as embed.pretrained"),
+    "model_seed": Field(int, 0, non_negative, help="seed of a built-in CLIP (as embed.seed)"),
+    "device": Field(str, "auto"),
+    "batch_size": Field(int, 256, positive, help="prompts encoded per batch"),
+    "seed": Field(int, 0, non_negative, help="proxy-A split and the timed probe's validation split"),
+    "timing_repeats": Field(int, 3, positive, help="timed repeats per metric (Figure 5)"),
+    "timing_warmup": Field(int, 1, non_negative, help="untimed dry runs before timing (the paper's pre-heat)"),
+}
+
+TIMED_SOURCE = "generated"
+# Short one-line definitions written into quality.json (full ones: docs/metrics.md).
+FID_DEFINITION = "Frechet distance of Gaussian fits of CLIP image features vs the test set; not Inception FID"
+CLIP_SCORE_DEFINITION = "mean of 100*max(cos(image, its own prompt), 0) in CLIP space; null without prompts"
+PAD_DEFINITION = "proxy-A distance 2(1-2e) of CLIP features vs the test set, e the held-out linear error"
+TIMING_DEFINITION = "wall seconds per timed run, cached features of the pooled generated set; no feature extraction"
+
+
+def check_device(device: str) -> None:
+    if device != "auto" and device != "cpu" and not device.startswith("cuda"):
+        raise GenBenchError(f"params key 'quality.device' = {device!r} must be auto, cpu or cuda[:N]")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GenBenchError(f"params key 'quality.device' = {device!r} but no CUDA device is available; use 'cpu' or 'auto'")
+
+
+def load_matching_clip(p: dict, paths: DatasetPaths, device: str):
+    """The CLIP model of the quality params, checked to be the one that embedded the generated
+    images (its cache key must equal the one stored with their features)."""
+    bundle = load_clip(p["model"], p["pretrained"], seed=p["model_seed"], device=device)
+    model_id = f"{p['model']}|{p['pretrained']}"
+    _, _, meta = load_features(paths.features / "generated.safetensors")
+    shas = list(storage.read_manifest(paths.generated)["sha256"])
+    if meta.get("cache_key") != cache_key(model_id, model_sha256(bundle.model), shas):
+        raise GenBenchError(
+            f"params quality.model/pretrained/model_seed = {p['model']!r}/{p['pretrained']!r}/{p['model_seed']} is not "
+            f"the CLIP model that embedded {paths.features / 'generated.safetensors'} (model {meta.get('model')!r}); "
+            "set them to embed.model/pretrained/seed"
+        )
+    return bundle, model_id
+
+
+def check_inputs(p: dict, paths: DatasetPaths) -> tuple:
+    """Everything the work needs that the user can get wrong, checked before anything is written:
+    the device, the embed outputs, the prepared metadata and the CLIP model. Returns
+    (clip bundle, model id, device)."""
+    check_device(p["device"])
+    for name in ("test", "original", "generated", "text"):
+        path = paths.features / f"{name}.safetensors"
+        if not path.is_file():
+            raise GenBenchError(f"{path} not found; run the embed stage first (dvc repro embed@{paths.dataset})")
+    if not (paths.generated / storage.MANIFEST).is_file():
+        raise GenBenchError(f"{paths.generated / storage.MANIFEST} not found; run the generate stage first (dvc repro generate@{paths.dataset})")
+    paths.read_meta()
+    device = resolve_device(p["device"])
+    bundle, model_id = load_matching_clip(p, paths, device)
+    return bundle, model_id, device
+
+
+def prompt_features(bundle, prompts: list[str], *, batch_size: int, device: str) -> np.ndarray:
+    """CLIP text features of `prompts`, row for row, encoding each distinct prompt once."""
+    unique, inverse = np.unique(np.asarray(prompts, dtype=object).astype(str), return_inverse=True)
+    chunks = [encode_texts(bundle, [str(t) for t in unique[i : i + batch_size]], device=device) for i in range(0, len(unique), batch_size)]
+    return np.concatenate(chunks)[inverse.reshape(-1)]
+
+
+def source_masks(paths: DatasetPaths, sources: list[str]) -> dict[str, np.ndarray]:
+    """Row masks of the generated manifest for each generated source (in feature row order)."""
+    strategies = storage.read_manifest(paths.generated)["strategy"].to_numpy()
+    masks = {}
+    for name in sources:
+        if name == "generated":
+            masks[name] = np.ones(len(strategies), dtype=bool)
+        elif name.startswith("generated/"):
+            masks[name] = strategies == name.split("/", 1)[1]
+    return masks
+
+
+def source_metrics(sources: dict, test_feats: np.ndarray, prompt_feats: np.ndarray, masks: dict, seed: int) -> dict:
+    out = {}
+    for name, (feats, _) in sources.items():
+        try:
+            out[name] = {
+                "images": len(feats),
+                "fid_clip": frechet_distance(feats, test_feats),
+                "clip_score": clip_score(feats, prompt_feats[masks[name]]) if name in masks else None,
+                "pad": proxy_a_distance(feats, test_feats, seed=seed),
+            }
+        except GenBenchError as exc:
+            raise GenBenchError(f"quality of source {name!r} ({len(feats)} images) against the test set: {exc}") from exc
+    return out
+
+
+def metric_timings(p: dict, meta: dict, sources: dict, test: tuple, text_feats: np.ndarray,
+                   prompt_feats: np.ndarray, device: str) -> dict[str, list[float]]:
+    feats, labels = sources[TIMED_SOURCE]
+    test_feats, test_labels = test
+    n, metric = len(meta["classnames"]), meta["metric"]
+    calls = {
+        "cler": (cler, (feats, labels, test_feats, test_labels),
+                 {"num_classes": n, "text_feats": text_feats, "metric": metric}),
+        "probe": (linear_probe, (feats, labels, test_feats, test_labels),
+                  {"metric": metric, "seed": p["seed"], "num_classes": n, "device": device}),
+        "fid_clip": (frechet_distance, (feats, test_feats), {}),
+        "clip_score": (clip_score, (feats, prompt_feats), {}),
+        "pad": (proxy_a_distance, (feats, test_feats), {"seed": p["seed"]}),
+    }
+    seconds = {}
+    for name, (fn, args, kwargs) in calls.items():
+        _, seconds[name] = timed(fn, *args, repeats=p["timing_repeats"], warmup=p["timing_warmup"], **kwargs)
+    return seconds
+
+
+def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageResult:
+    """`checked` is check_inputs' result (computed here when None)."""
+    bundle, model_id, device = checked or check_inputs(p, paths)
+    meta = paths.read_meta()
+    out = paths.metrics / "quality.json"
+    test_feats, test_labels, _ = load_features(paths.features / "test.safetensors")
+    text_feats, _, _ = load_features(paths.features / "text.safetensors")
+    sources = external_sets(paths)
+
+    start = time.perf_counter()
+    prompts = list(storage.read_manifest(paths.generated)["prompt"])
+    prompt_feats = prompt_features(bundle, prompts, batch_size=p["batch_size"], device=device)
+    encode_seconds = time.perf_counter() - start
+
+    masks = source_masks(paths, list(sources))
+    result = {
+        "dataset": paths.dataset,
+        "reference": "test",
+        "feature_model": model_id,
+        "fid_definition": FID_DEFINITION,
+        "clip_score_definition": CLIP_SCORE_DEFINITION,
+        "pad_definition": PAD_DEFINITION,
+        "timing_definition": TIMING_DEFINITION,
+        "sources": source_metrics(sources, test_feats, prompt_feats, masks, p["seed"]),
+        "timing": {"source": TIMED_SOURCE, "repeats": p["timing_repeats"], "warmup": p["timing_warmup"], "device": device},
+        "seconds": metric_timings(p, meta, sources, (test_feats, test_labels), text_feats, prompt_feats, device),
+        "seconds_encode_prompts": encode_seconds,
+    }
+    storage.atomic_write_json(out, result)
+
+    gen = result["sources"][TIMED_SOURCE]
+    means = {k: statistics.fmean(v) for k, v in result["seconds"].items()}
+    click.echo(f"quality: generated FID(CLIP features) {gen['fid_clip']:.4g}  CLIP score {gen['clip_score']:.2f}  "
+               f"PAD {gen['pad']:.3f}; probe/CLER time {means['probe'] / means['cler']:.0f}x -> {out}")
+    flat = {}
+    for name, values in result["sources"].items():
+        key = name.replace("/", ".")
+        flat.update({f"{m}.{key}": values[m] for m in ("fid_clip", "clip_score", "pad") if values[m] is not None})
+    flat.update({f"seconds.{k}": v for k, v in means.items()})
+    flat["seconds.encode_prompts"] = encode_seconds
+    return StageResult(metrics=flat, artifacts=[out], tags={"clip_model": model_id, "fid_space": "clip"})
+
+
+@click.command("quality")
+@params_option
+@dataset_option
+def command(params_file: str, dataset: str | None) -> None:
+    """FID in CLIP feature space, CLIP score and proxy-A distance per data source, and each metric's time (params: quality.*)."""
+    name = resolve_dataset(params_file, dataset)
+    paths = DatasetPaths(name)
+    checked: dict = {}
+    run_stage("quality", params_file, SCHEMA, lambda p: work(p, paths, checked["inputs"]),
+              lambda p: checked.update(inputs=check_inputs(p, paths)), dataset=name)

@@ -1,0 +1,114 @@
+"""Stage `retrieve`: the retrieval baseline for one dataset. Text-to-text search of the caption
+index (or a clip-retrieval KNN service) with each class name in the dataset's templates; the
+best `shots` distinct images per class become the retrieved image set (data/<ds>/retrieved,
+shards + manifest rows with query, hit caption, similarity and pool id), and the mean text
+similarity per class and per dataset goes to metrics/<ds>/retrieve.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from genbench import storage
+from genbench.clip_models import load_clip
+from genbench.errors import GenBenchError
+from genbench.features import encode_texts
+from genbench.retrieval.index import CaptionIndex
+from genbench.retrieval.pool import read_column
+from genbench.retrieval.remote import RemoteSearcher
+from genbench.retrieval.search import QUERY_MODES, LocalSearcher
+from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_rows
+from stages.generate import resolve_device
+from stages.inputs import DatasetPaths
+from stages.options import dataset_option, params_option, resolve_dataset
+from stages.params import Field, positive
+from stages.retrieve_index import INDEX_DIR
+from stages.runner import StageResult, run_stage
+
+BACKENDS = ("local", "remote")
+SCHEMA = {
+    "backend": Field(str, "local", help="local (the index stage's data/index) | remote (a clip-retrieval KNN service)"),
+    "url": Field((str, type(None)), None, help="remote: the service's /knn-service URL"),
+    "indice_name": Field((str, type(None)), None, help="remote: the service's index name, e.g. laion_400m"),
+    "query": Field(str, "mean", help="mean (one query: mean of the template embeddings) | per_template"),
+    "mts_query": Field(str, "name", help="name (the class name alone, as the paper's MTS) | templates"),
+    "top_k": Field(int, 32, positive, help="hits searched per class; MTS averages them"),
+    "shots": Field(int, 16, positive, help="images kept per class, best first, deduplicated"),
+    "image_size": Field(int, 32, positive, help="side of the square the kept images are resized to"),
+    "device": Field(str, "auto"),
+}
+
+
+def retrieved_dir(dataset: str) -> Path:
+    return Path("data") / dataset / "retrieved"
+
+
+def check(p: dict) -> None:
+    for key, allowed in (("backend", BACKENDS), ("query", QUERY_MODES), ("mts_query", MTS_QUERIES)):
+        if p[key] not in allowed:
+            raise GenBenchError(f"params key 'retrieve.{key}' = {p[key]!r} must be one of {', '.join(allowed)}")
+    if p["shots"] > p["top_k"]:
+        raise GenBenchError(f"params key 'retrieve.shots' = {p['shots']} exceeds retrieve.top_k = {p['top_k']}; search deeper")
+    if p["backend"] == "remote":
+        if not p["url"] or not p["indice_name"]:
+            raise GenBenchError("retrieve.backend = 'remote' needs retrieve.url (the /knn-service endpoint) and retrieve.indice_name")
+        if p["query"] == "mean":
+            raise GenBenchError("retrieve.query = 'mean' needs the local index; use query: per_template with backend: remote")
+    resolve_device(p["device"])
+
+
+def make_searcher(p: dict):
+    """(searcher, description, pool path or None) for the configured backend."""
+    if p["backend"] == "remote":
+        return RemoteSearcher(p["url"], p["indice_name"]), {"url": p["url"], "indice_name": p["indice_name"]}, None
+    index = CaptionIndex.load(INDEX_DIR)
+    model = index.meta["model"]
+    device = resolve_device(p["device"])
+    bundle = load_clip(model["name"], model["pretrained"], seed=model["seed"], device=device)
+    searcher = LocalSearcher(index, lambda texts: encode_texts(bundle, texts, device=device))
+    about = {k: index.meta[k] for k in ("kind", "count", "pool", "pool_fingerprint", "model", "faiss_version")}
+    return searcher, about, index.meta["pool"]
+
+
+def work(p: dict, paths: DatasetPaths) -> StageResult:
+    meta = paths.read_meta()
+    searcher, about, pool = make_searcher(p)
+    results = retrieve_classes(searcher, meta["classnames"], meta["templates"], top_k=p["top_k"], shots=p["shots"],
+                               mode=p["query"], mts_query=p["mts_query"], image_size=p["image_size"])
+    empty = [r.class_name for r in results if not r.kept]
+    if empty:
+        raise GenBenchError(f"retrieve: class {empty[0]!r} kept no image (all top-{p['top_k']} hits unreadable or duplicates); raise retrieve.top_k")
+    images, rows = retrieved_rows(paths.dataset, results, p["backend"])
+    out = retrieved_dir(paths.dataset)
+    with storage.atomic_dir(out) as tmp:
+        storage.write_image_set(tmp, images, rows)
+    skipped: dict[str, int] = {}
+    for r in results:
+        for _, reason in r.skipped:
+            skipped[reason] = skipped.get(reason, 0) + 1
+    labels = read_column(pool, "label") if pool else None
+    summary = {
+        "dataset": paths.dataset, "backend": p["backend"], "query": p["query"], "mts_query": p["mts_query"],
+        "top_k": p["top_k"], "shots": p["shots"], "index": about, **mts_summary(results),
+        "images": len(rows), "images_per_class": {r.class_name: len(r.kept) for r in results}, "skipped": skipped,
+        **(label_precision(results, labels) if labels is not None else {"label_precision": None, "label_precision_per_class": {}}),
+    }
+    metrics_path = paths.metrics / "retrieve.json"
+    storage.atomic_write_json(metrics_path, summary)
+    precision = f", label precision {summary['label_precision']:.2f}" if summary["label_precision"] is not None else ""
+    click.echo(f"retrieve: {len(rows)} images for {len(results)} classes, MTS {summary['mts']:.3f}{precision} -> {out}")
+    flat = {"mts": summary["mts"], "images_retrieved": len(rows)}
+    if summary["label_precision"] is not None:
+        flat["label_precision"] = summary["label_precision"]
+    return StageResult(metrics=flat, artifacts=[metrics_path], items=len(rows), data_type="retrieved",
+                       tags={"retrieve_backend": p["backend"]})
+
+
+@click.command("retrieve")
+@params_option
+@dataset_option
+def command(params_file: str, dataset: str | None) -> None:
+    """Retrieve images per class from the caption index and score MTS (params: retrieve.*)."""
+    name = resolve_dataset(params_file, dataset)
+    run_stage("retrieve", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), check, dataset=name)
