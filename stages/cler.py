@@ -20,15 +20,17 @@ SCHEMA = {"timing_repeats": Field(int, 3, positive, help="timed repeats per metr
 
 
 def external_sets(paths: DatasetPaths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Feature sets to score: 'generated' (all strategies), 'generated/<strategy>', 'original'."""
+    """Feature sets to score: 'generated' (all strategies), 'generated/<strategy>', 'retrieved',
+    'original'."""
     gen_feats, gen_labels, _ = load_features(paths.features / "generated.safetensors")
     strategies = storage.read_manifest(paths.generated)["strategy"].to_numpy()
     sets = {"generated": (gen_feats, gen_labels)}
     for s in dict.fromkeys(strategies):
         mask = strategies == s
         sets[f"generated/{s}"] = (gen_feats[mask], gen_labels[mask])
-    orig_feats, orig_labels, _ = load_features(paths.features / "original.safetensors")
-    sets["original"] = (orig_feats, orig_labels)
+    for name in ("retrieved", "original"):
+        feats, labels, _ = load_features(paths.features / f"{name}.safetensors")
+        sets[name] = (feats, labels)
     return sets
 
 

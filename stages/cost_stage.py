@@ -26,12 +26,29 @@ SCHEMA = {
 PIPELINE_STAGES_PRICED = ("bootstrap", "pool", "index")
 
 
+def uses_inversion(record: dict) -> bool:
+    """Whether a generate run used textual-inversion tokens (a strategy with the TI part)."""
+    return any("TI" in s.split("+") for s in record.get("tags", {}).get("strategies", "").split(","))
+
+
 def read_rows() -> list[dict]:
     """The priced meter readings of every per-dataset stage run and of the pipeline-wide stages
-    that acquire data (the index build, amortised over retrieved images), in a stable order."""
+    that acquire data (the index build, amortised over retrieved images), in a stable order: each
+    stage's own row, then one row per distributed worker (genbench.executors), naming its node.
+
+    Textual inversion is amortised onto a dataset's generated images only when that dataset's
+    generate run used its tokens; otherwise its row is kept with no data type (listed, not charged).
+    """
     paths = sorted(METER_DATASETS.glob("*/*.json"))
     paths += [METER_PIPELINE / f"{stage}.json" for stage in PIPELINE_STAGES_PRICED if (METER_PIPELINE / f"{stage}.json").is_file()]
-    return [json.loads(path.read_text())["priced"] for path in paths]
+    records = [json.loads(path.read_text()) for path in paths]
+    ti_used = {r["dataset"] for r in records if r["stage"] == "generate" and uses_inversion(r)}
+    rows = []
+    for record in records:
+        charged = record["stage"] != "invert" or record["dataset"] in ti_used
+        for row in [record["priced"], *record.get("workers", [])]:
+            rows.append(row if charged else {**row, "data_type": None})
+    return rows
 
 
 def work(p: dict) -> StageResult:

@@ -4,15 +4,17 @@ features carry a cache key of model weights and image hashes)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 import numpy as np
 
+from cost.meter import Meter
 from genbench import storage
-from genbench.clip_models import load_clip
-from genbench.features import cache_key, cached_features, encode_images, model_sha256, save_features, text_prototypes
-from stages.generate import resolve_device
+from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, ExecutorOptions, load_encoder
+from genbench.features import cache_key, cached_features, save_features, text_prototypes
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
+from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -24,38 +26,46 @@ SCHEMA = {
     "seed": Field(int, 0, non_negative),
 }
 def image_sets(paths: DatasetPaths) -> dict:
-    return {"test": paths.prepared / "test", "original": paths.prepared / "original", "generated": paths.generated}
+    return {"test": paths.prepared / "test", "original": paths.prepared / "original", "generated": paths.generated,
+            "retrieved": paths.retrieved}
 
 
-def work(p: dict, paths: DatasetPaths) -> StageResult:
+def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | None = None) -> StageResult:
     meta = paths.read_meta()
-    device = resolve_device(p["device"])
-    bundle = load_clip(p["model"], p["pretrained"], seed=p["seed"], device=device)
+    worker = EmbeddingWorker(p["model"], p["pretrained"], seed=p["seed"], device=p["device"], batch_size=p["batch_size"])
+    # this process's copy gives the weights hash and the text prototypes; Ray workers load their own
+    loaded = load_encoder(worker if executor == "local" else replace(worker, device="cpu"))
     model_id = f"{p['model']}|{p['pretrained']}"
-    weights = model_sha256(bundle.model)
-    encoded, reused = 0, []
+    weights = loaded.weights_sha256
+    todo, keys, reused = {}, {}, []
     for name, directory in image_sets(paths).items():
-        manifest = storage.read_manifest(directory)
-        key = cache_key(model_id, weights, list(manifest["sha256"]))
-        out = paths.features / f"{name}.safetensors"
-        if cached_features(out, key) is not None:
+        key = cache_key(model_id, weights, list(storage.read_manifest(directory)["sha256"]))
+        if cached_features(paths.features / f"{name}.safetensors", key) is not None:
             reused.append(name)
-            continue
-        images, manifest = storage.load_image_set(directory)
-        feats = encode_images(bundle, images, batch_size=p["batch_size"], device=device, desc=f"embed {name}")
-        save_features(out, feats, manifest["class_index"].to_numpy(), {"cache_key": key, "model": model_id, "set": name, "count": len(feats)})
-        encoded += len(feats)
-    protos = text_prototypes(bundle, meta["classnames"], meta["templates"], device=device)
+        else:
+            todo[name], keys[name] = directory, key
+    run = EMBED_EXECUTORS[executor](todo, replace(worker, weights_sha256=weights),
+                                    options=ExecutorOptions(address=address, meter=Meter)) if todo else None
+    encoded = 0
+    for name, got in (run.sets.items() if run else ()):
+        save_features(paths.features / f"{name}.safetensors", got.features, got.manifest["class_index"].to_numpy(),
+                      {"cache_key": keys[name], "model": model_id, "set": name, "count": len(got.features)})
+        encoded += len(got.features)
+    protos = text_prototypes(loaded.bundle, meta["classnames"], meta["templates"], device=loaded.device)
     save_features(paths.features / "text.safetensors", protos, np.arange(len(protos)),
                   {"model": model_id, "set": "text", "templates": len(meta["templates"])})
     click.echo(f"embed: {encoded} images encoded, reused {', '.join(reused) or 'none'} -> {paths.features}")
-    return StageResult(metrics={"images_encoded": encoded}, items=encoded, tags={"clip_model": model_id, "clip_weights_sha256": weights})
+    return StageResult(metrics={"images_encoded": encoded, "workers": run.workers if run else 0},
+                       items=encoded, tags={"clip_model": model_id, "clip_weights_sha256": weights},
+                       worker_readings=run.readings if run else [])
 
 
 @click.command("embed")
 @params_option
 @dataset_option
-def command(params_file: str, dataset: str | None) -> None:
+@executor_option
+@address_option
+def command(params_file: str, dataset: str | None, executor: str, address: str | None) -> None:
     """Encode every image set and the class prompts with CLIP (params: embed.*)."""
     name = resolve_dataset(params_file, dataset)
-    run_stage("embed", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), dataset=name)
+    run_stage("embed", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name), executor, address), dataset=name)

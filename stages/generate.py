@@ -8,43 +8,34 @@ strategy-texts.json (LE sentences and CiP captions used; only with those strateg
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
-import numpy as np
 import pandas as pd
 import torch
 
+from cost.meter import Meter
 from genbench import storage
 from genbench.errors import GenBenchError
+from genbench.executors import EXECUTORS, ExecutorOptions, GenerationWorker, load_generator
 from genbench.generation import (
     GenerationSettings,
-    ImageMaker,
     PlanInputs,
     plan_jobs,
-    run_shards,
     select_images,
     select_shards,
     shard_plan_hash,
     shards_of,
 )
-from genbench.generators import (
-    DTYPES,
-    SCHEDULERS,
-    compile_denoiser,
-    configure_pipeline,
-    load_pipeline,
-    resolved_revision,
-    supports_negative_prompt,
-    weights_sha256,
-)
+from genbench.generators import DTYPES, SCHEDULERS
 from genbench.plots import sample_grid
 from genbench.prompts import Strategy, inversion_token, parse_strategy
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
 from genbench.strategies.sources import TextModels, build_sources, needs_captions
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
+from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -182,27 +173,21 @@ def _model_label(info: dict) -> str:
     return f"{info['model']}@{info['revision']}" if info.get("revision") else info["model"]
 
 
-def _load_generator(p: dict, ds, strategies: list[Strategy], device: str):
-    """The configured pipeline, its id for the plan hash, and the TI embeddings' hash (or None).
+def _worker(p: dict, ds, strategies: list[Strategy], settings: GenerationSettings) -> GenerationWorker:
+    """What a worker loads: the configured pipeline, TI tokens, torch.compile, the CLIP filter.
     The weights are hashed before TI tokens are added and before torch.compile."""
-    pipe = load_pipeline(p["model"], revision=p["revision"], dtype=p["dtype"], device=device, seed=p["seed"],
-                         image_size=p["height"], variant=p["variant"])
-    configured = configure_pipeline(pipe, scheduler=p["scheduler"], attention=p["attention"])
-    generator_id = {"generator": p["model"], "revision": p["revision"], "weights_sha256": weights_sha256(pipe),
-                    "dtype": p["dtype"], "scheduler": configured["scheduler_class"], "attention": configured["attention"],
-                    "compile": p["compile"]}
-    ti_sha = None
-    if any(s.name_modifier == "TI" for s in strategies):
-        from genbench.strategies.textual_inversion import load_inversion_tokens
-
-        tokens = [inversion_token(ds, c) for c in range(ds.num_classes)]
-        ti_sha = load_inversion_tokens(pipe, dataset_path(p["ti_embeddings"], ds.name), tokens)
-    if p["compile"]:
-        compile_denoiser(pipe)
-    return pipe, generator_id, ti_sha
+    uses_ti, uses_cf = any(s.name_modifier == "TI" for s in strategies), any(s.filter for s in strategies)
+    return GenerationWorker(
+        model=p["model"], settings=settings, revision=p["revision"], variant=p["variant"], dtype=p["dtype"],
+        device=p["device"], seed=p["seed"], image_size=p["height"], scheduler=p["scheduler"], attention=p["attention"],
+        compile=p["compile"], inversion_path=str(dataset_path(p["ti_embeddings"], ds.name)) if uses_ti else None,
+        inversion_tokens=tuple(inversion_token(ds, c) for c in range(ds.num_classes)) if uses_ti else (),
+        filter_model=p["cf_model"] if uses_cf else None, filter_pretrained=p["cf_pretrained"],
+        classnames=tuple(ds.classnames), templates=tuple(ds.templates),
+    )
 
 
-def _strategy_fields(s: Strategy, texts: dict, ti_sha: str | None, cf) -> dict:
+def _strategy_fields(s: Strategy, texts: dict, ident: dict) -> dict:
     """Manifest fields naming the models behind a strategy's images (also in its shards' plan hash)."""
     out = {}
     if s.base in ("CE", "LE"):
@@ -210,14 +195,14 @@ def _strategy_fields(s: Strategy, texts: dict, ti_sha: str | None, cf) -> dict:
     if s.base == "CiP":
         out["text_model"] = _model_label(texts["captions"])
     if s.name_modifier:
-        out["ti_embeddings_sha256"] = ti_sha
+        out["ti_embeddings_sha256"] = ident["inversion_sha256"]
     if s.filter:
-        out["filter_model"] = cf.name
-        out["filter_weights_sha256"] = cf.weights_sha256
+        out["filter_model"] = ident["filter_name"]
+        out["filter_weights_sha256"] = ident["filter_weights_sha256"]
     return out
 
 
-def make_work(paths: DatasetPaths, shard: tuple[int, int] | None):
+def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str = "local", address: str | None = None):
     out_dir = paths.generated
 
     def work(p: dict) -> StageResult:
@@ -227,18 +212,21 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None):
         by_name = {s.name: s for s in strategies}
         settings = GenerationSettings(p["height"], p["width"], p["steps"], p["guidance_scale"], p["batch_size"])
 
-        pipe, generator_id, ti_sha = _load_generator(p, ds, strategies, device)
-        cf = None
-        if any(s.filter for s in strategies):
-            from genbench.strategies.clip_filter import load_clip_filter
-
-            cf = load_clip_filter(p["cf_model"], p["cf_pretrained"], list(ds.classnames), list(ds.templates), device=device, seed=p["seed"])
+        worker = _worker(p, ds, strategies, settings)
+        # The hashes the manifest pins come from this process's copy of the models; with Ray the
+        # workers load their own (and check them against these), so this copy stays on the CPU.
+        here = worker if executor == "local" else replace(worker, device="cpu", attention="sdpa", compile=False)
+        ident = load_generator(here).identity
+        generator_id = {"generator": p["model"], "revision": p["revision"], "weights_sha256": ident["weights_sha256"],
+                        "dtype": p["dtype"], "scheduler": ident["scheduler_class"], "attention": p["attention"],
+                        "compile": p["compile"]}
+        cf = any(s.filter for s in strategies)
         originals = _originals(paths, strategies)
         sources, texts = build_sources(strategies, ds, _text_models(p), originals=originals, device=device, cache=out_dir / TEXTS)
         inputs = _plan_inputs(p, ds, strategies, originals, sources)
         jobs = plan_jobs(ds, p["strategies"], p["images_per_class"], p["seed"], inputs)
 
-        strategy_fields = {s.name: _strategy_fields(s, texts, ti_sha, cf) for s in strategies}
+        strategy_fields = {s.name: _strategy_fields(s, texts, ident) for s in strategies}
 
         def shard_extra(shard_jobs) -> dict | None:
             merged = {}
@@ -247,33 +235,29 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None):
             return merged or None
 
         init_images = {ref.key: ref.image for refs in inputs.references.values() for rs in refs.values() for ref in rs}
-        maker = ImageMaker(pipe, settings, device=device, init_images=init_images, negative_prompts=supports_negative_prompt(pipe))
-
-        def row_fields(shard_jobs, images) -> list[dict]:
-            rows = [{"batch_size": maker.batch_size_of[j.key], **strategy_fields[j.strategy]} for j in shard_jobs]
-            filtered = [i for i, j in enumerate(shard_jobs) if by_name[j.strategy].filter]
-            if filtered:
-                conf = cf.confidence(np.stack([images[i] for i in filtered]), [shard_jobs[i].class_index for i in filtered])
-                for i, c in zip(filtered, conf):
-                    rows[i]["cf_confidence"] = float(c)
-            return rows
+        worker = replace(worker, strategy_fields=strategy_fields, filtered_strategies=frozenset(n for n, s in by_name.items() if s.filter),
+                         expected={k: ident[k] for k in ("weights_sha256", "inversion_sha256", "filter_weights_sha256")})
 
         extra = {**{k: generator_id[k] for k in ("generator", "revision", "weights_sha256", "scheduler", "dtype", "attention")},
-                 "resolved_revision": resolved_revision(pipe), "height": p["height"], "width": p["width"],
+                 "resolved_revision": ident["resolved_revision"], "height": p["height"], "width": p["width"],
                  "steps": p["steps"], "guidance_scale": p["guidance_scale"]}
         shards = shards_of(jobs, p["shard_size"])
         hashes = [shard_plan_hash(s, generator_id, settings, shard_extra(s)) for s in shards]
         indices = select_shards(len(shards), *shard) if shard else list(range(len(shards)))
-        rows, made = run_shards(out_dir, shards, indices, maker, extra, hashes, row_fields=row_fields)
+        run = EXECUTORS[executor](out_dir, shards, indices, worker, extra, hashes, init_images=init_images,
+                                  options=ExecutorOptions(address=address, meter=Meter))
+        rows, made = run.rows, run.made
 
         metrics = {"images_made": made, "images_planned": len(jobs), "shards": len(shards),
-                   "oom_retries": len(maker.oom_events), "final_batch_size": maker.batch_size}
-        for event in maker.oom_events:
+                   "oom_retries": len(run.oom_events),
+                   "final_batch_size": min([settings.batch_size] + [e["retry_batch_size"] for e in run.oom_events]),
+                   "workers": run.workers, "shard_retries": run.failures}
+        for event in run.oom_events:
             click.echo(f"generate: out of memory at batch size {event['batch_size']} (image {event['key']}); "
                        f"retried at {event['retry_batch_size']}")
         if shard:
             click.echo(f"generate: shard part {shard[0]}/{shard[1]}: {made} images made; run without --shard to finish")
-            return StageResult(metrics=metrics, items=made, data_type="generated")
+            return StageResult(metrics=metrics, items=made, data_type="generated", worker_readings=run.readings)
 
         threshold = p["cf_threshold"] if p["cf_threshold"] is not None else 1.0 / ds.num_classes
         kept, dropped = select_images(rows, p["images_per_class"], threshold, p["cf_fill"]) if cf else (rows, [])
@@ -287,7 +271,9 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None):
         click.echo(f"generate: {len(kept)} images ({made} made now{f', {len(dropped)} dropped by CF' if cf else ''}) "
                    f"in {len(shards)} shards -> {out_dir}")
         return StageResult(metrics=metrics, artifacts=[paths.samples], items=made, data_type="generated",
-                           tags={"generator": p["model"], "weights_sha256": generator_id["weights_sha256"]})
+                           tags={"generator": p["model"], "weights_sha256": generator_id["weights_sha256"],
+                                 "strategies": ",".join(p["strategies"])},
+                           worker_readings=run.readings)
 
     return work
 
@@ -305,8 +291,11 @@ def _write_dropped(out_dir: Path, dropped: list[dict]) -> None:
 @params_option
 @dataset_option
 @click.option("--shard", "shard", default=None, metavar="I/N", help="Make only part I of N of the shards (0-based), for parallel runs.")
-def command(params_file: str, dataset: str | None, shard: str | None) -> None:
+@executor_option
+@address_option
+def command(params_file: str, dataset: str | None, shard: str | None, executor: str, address: str | None) -> None:
     """Generate images per class and prompt strategy (params: generate.*)."""
     part = parse_shard(shard)
     name = resolve_dataset(params_file, dataset)
-    run_stage("generate", params_file, SCHEMA, make_work(DatasetPaths(name), part), lambda p: check(p, name), dataset=name)
+    run_stage("generate", params_file, SCHEMA, make_work(DatasetPaths(name), part, executor, address),
+              lambda p: check(p, name), dataset=name)

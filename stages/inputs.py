@@ -36,6 +36,14 @@ class DatasetPaths:
         return Path("data") / self.dataset / "generated"
 
     @property
+    def retrieved(self) -> Path:
+        return Path("data") / self.dataset / "retrieved"
+
+    @property
+    def inversion(self) -> Path:
+        return Path("data") / self.dataset / "inversion"
+
+    @property
     def features(self) -> Path:
         return Path("data") / self.dataset / "features"
 

@@ -43,3 +43,22 @@ def resolve_dataset(params_file: str, dataset: str | None) -> str:
             raise GenBenchError(f"params 'datasets' lists {len(names)} datasets; pass --dataset NAME (one of {', '.join(names)})")
         return names[0]
     return dataset
+
+executor_option = click.option(
+    "--executor",
+    "executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    envvar="GENBENCH_EXECUTOR",
+    help="local: this process; ray: the GPUs (or CPUs) of a Ray cluster, one model per worker, whole shards per task.",
+)
+
+address_option = click.option(
+    "--address",
+    "address",
+    default=None,
+    metavar="A",
+    envvar="RAY_ADDRESS",
+    help="Ray cluster to join with --executor ray ('auto', HOST:6379, ray://HOST:10001); default: start one here.",
+)

@@ -27,13 +27,17 @@ PRICING_SCHEMA = {
 @dataclass
 class StageResult:
     """What a stage's work returns: metrics to log, files to attach, images it produced and the
-    data type they count towards in the cost ledger (generated, original, retrieved or None)."""
+    data type they count towards in the cost ledger (generated, original, retrieved or None), and
+    the readings of the distributed workers that made them (genbench.executors; one per worker).
+    With worker readings, the workers' rows carry the items and this process's row is the
+    driver's own time (items 0)."""
 
     metrics: dict = field(default_factory=dict)
     artifacts: list[Path] = field(default_factory=list)
     items: int = 0
     data_type: str | None = None
     tags: dict = field(default_factory=dict)
+    worker_readings: list[dict] = field(default_factory=list)
 
 
 def pricing_params(all_params: dict) -> dict:
@@ -51,7 +55,7 @@ def run_stage(
     dataset: str | None = None,
 ) -> StageResult:
     from cost.ledger import price_reading
-    from cost.meter import Meter
+    from cost.meter import Meter, Reading
     from cost.prices import load_snapshot
 
     from stages.tracking import StageTracker
@@ -72,20 +76,24 @@ def run_stage(
     with StageTracker(stage, profile, params, run_name=run_name, tags=tags, params_file=params_file) as tracker:
         with Meter(stage) as meter:
             result = work(params)
-            meter.add_items(result.items)
+            meter.add_items(0 if result.worker_readings else result.items)
         priced = price_reading(meter.reading, snapshot, override_sku=pricing["sku"], data_type=result.data_type)
         row = priced.to_dict()
+        workers = [{**price_reading(Reading.from_dict(r), snapshot, override_sku=pricing["sku"], data_type=result.data_type).to_dict(),
+                    "worker": r["worker"]} for r in result.worker_readings]
         storage.atomic_write_json(
             meter_path,
-            {"stage": stage, "dataset": dataset, "run_id": tracker.run_id, "reading": meter.reading.to_dict(), "priced": row},
+            {"stage": stage, "dataset": dataset, "run_id": tracker.run_id, "reading": meter.reading.to_dict(), "priced": row,
+             "workers": workers, "tags": result.tags},
         )
+        usd_total = row["usd_total"] + sum(w["usd_total"] for w in workers)
         cost_metrics = {
-            "usd_total": row["usd_total"],
-            "usd_per_image": row["usd_per_image"],
+            "usd_total": usd_total,
+            "usd_per_image": usd_total / result.items if result.items else None,
             "wall_s": meter.reading.wall_s,
-            "cpu_s": meter.reading.cpu_s,
-            "gpu_s": meter.reading.gpu_s,
-            "items": meter.reading.items,
+            "cpu_s": meter.reading.cpu_s + sum(w["cpu_s"] for w in workers),
+            "gpu_s": meter.reading.gpu_s + sum(w["gpu_s"] for w in workers),
+            "items": result.items,
         }
         tracker.log_metrics({**result.metrics, **{k: v for k, v in cost_metrics.items() if v is not None}})
         tracker.set_tags({**result.tags, "price_snapshot": row.get("snapshot", pricing["snapshot"]), "sku": row.get("sku")})

@@ -12,13 +12,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import copy_project, write_params
 from genbench import storage
 from genbench.features import load_features
 
-RUNS = ["prepare@digits", "generate@digits", "embed@digits", "cler@digits", "probe@digits", "quality@digits", "cost", "report"]
+RUNS = ["bootstrap", "pool", "index", "prepare@digits", "retrieve@digits", "invert@digits", "generate@digits", "embed@digits",
+        "cler@digits", "probe@digits", "quality@digits", "shots@digits", "cost", "report"]
 
 
 def _env(root: Path) -> dict:
@@ -89,7 +91,7 @@ def test_cler_matches_an_independent_computation(project):
     expected = 100 * np.mean((test @ protos.T).argmax(1) == test_y)
     assert cler["sets"]["original"]["cler"] == pytest.approx(expected)
     assert cler["zero_shot"] == pytest.approx(100 * np.mean((test @ text.T).argmax(1) == test_y))
-    assert set(cler["sets"]) == {"generated", "generated/ST", "generated/DT", "original"}
+    assert set(cler["sets"]) == {"generated", "generated/ST", "generated/DT", "retrieved", "original"}
 
 
 def test_probe_and_cost(project):
@@ -102,8 +104,14 @@ def test_probe_and_cost(project):
     assert gen["usd_total"] == pytest.approx(gen["wall_s"] / 3600 * gen["usd_per_hour"])
     assert cost["usd_per_image"]["generated"] == pytest.approx(gen["usd_total"] / 80)
     assert cost["usd_per_image"]["original"] == pytest.approx(0.012)
-    ledger = (project / "reports/ledger.csv").read_text().splitlines()
-    assert len(ledger) == 1 + 5 and "E32ads" in ledger[1]
+    meters = sorted((project / "meter/datasets/digits").glob("*.json")) + [
+        project / f"meter/pipeline/{s}.json" for s in ("bootstrap", "pool", "index")]
+    ledger = pd.read_csv(project / "reports/ledger.csv")
+    assert len(ledger) == len(meters) and set(ledger["sku"]) == {"Standard_E32ads_v5"}
+    by_stage = ledger.set_index("stage")
+    retrieved = by_stage.loc[["index", "retrieve"], "usd_total"].sum() / by_stage.loc["retrieve", "items"]
+    assert cost["usd_per_image"]["retrieved"] == pytest.approx(retrieved)
+    assert pd.isna(by_stage.loc["invert", "data_type"])  # no TI strategy in this run: not charged to generated images
 
 
 def test_report_shows_this_runs_numbers(project):

@@ -76,7 +76,8 @@ def test_ce_and_le_are_the_same_strategy_under_two_names():
 
 def test_caption_in_prompt_pairs_image_i_with_real_image_i_mod_k():
     specs = build_prompts("CiP", DIGITS, 3, 5, np.random.default_rng(0), SOURCES)
-    assert [s.prompt for s in specs] == ["a photo of 3, a black square", "a photo of 3, a white line"] * 2 + ["a photo of 3, a black square"]
+    black, white = "a photo of 3, a black square", "a photo of 3, a white line"
+    assert [s.prompt for s in specs] == [black, white, black, white, black]
     assert [s.caption_source for s in specs] == ["digits-original-000006", "digits-original-000007"] * 2 + ["digits-original-000006"]
 
 

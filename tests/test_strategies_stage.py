@@ -38,7 +38,8 @@ def make_project(root: Path, **overrides) -> Path:
     storage.atomic_write_json(prepared / "meta.json", meta)
     train = get_dataset("digits").loader("train", None, 32)
     idx = [i for c in (0, 1) for i in np.flatnonzero(train.labels == c)[:2]]
-    rows = [{"key": f"digits-original-{n:06d}", "class_index": int(train.labels[i]), "class_name": str(train.labels[i])} for n, i in enumerate(idx)]
+    rows = [{"key": f"digits-original-{n:06d}", "class_index": int(train.labels[i]), "class_name": str(train.labels[i])}
+            for n, i in enumerate(idx)]
     storage.write_image_set(prepared / "original", train.images[idx], rows)
     for c in (0, 1):
         (root / "refs" / "digits" / str(c)).mkdir(parents=True)
@@ -121,7 +122,8 @@ def test_cf_keeps_passing_images_and_records_the_dropped(project):
         filled = k[k.cf_status == "filled"]
         if len(filled):  # filled with the most confident of the failing candidates
             assert filled.cf_confidence.min() >= d.cf_confidence.max()
-    assert set(kept.filter_model) == {"tiny-clip|None"} and project["manifest"][project["manifest"].strategy != "LE+CF"].cf_confidence.isna().all()
+    others = project["manifest"][project["manifest"].strategy != "LE+CF"]
+    assert set(kept.filter_model) == {"tiny-clip|None"} and others.cf_confidence.isna().all()
     assert "dropped by CF" in project["output"]
 
 

@@ -91,7 +91,7 @@ def train_clip(
     out_dir: str | Path,
     *,
     seed: int = 0,
-    steps: int = 500,
+    steps: int = 300,
     batch_size: int = 128,
     lr: float = 2e-3,
     weight_decay: float = 0.05,

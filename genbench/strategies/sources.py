@@ -105,7 +105,8 @@ def build_sources(strategies: list[Strategy], ds: DatasetSpec, cfg: TextModels, 
         entry = stored.get("sentences", {})
         if entry.get("key") != key:
             by_class, weights = _make_sentences(ds, cfg, device)
-            entry = {"key": key, "model": cfg.enhancer, "revision": cfg.enhancer_revision, "weights_sha256": weights, "by_class": by_class}
+            entry = {"key": key, "model": cfg.enhancer, "revision": cfg.enhancer_revision, "weights_sha256": weights,
+                     "by_class": by_class}
         updated["sentences"] = entry
         sentences = {int(c): tuple(v) for c, v in entry["by_class"].items()}
         provenance["sentences"] = {k: entry[k] for k in ("model", "revision", "weights_sha256")}
@@ -119,7 +120,8 @@ def build_sources(strategies: list[Strategy], ds: DatasetSpec, cfg: TextModels, 
         entry = stored.get("captions", {})
         if entry.get("key") != key:
             by_class, weights = _make_captions(originals, cfg, device)
-            entry = {"key": key, "model": cfg.captioner, "revision": cfg.captioner_revision, "weights_sha256": weights, "by_class": by_class}
+            entry = {"key": key, "model": cfg.captioner, "revision": cfg.captioner_revision, "weights_sha256": weights,
+                     "by_class": by_class}
         updated["captions"] = entry
         captions = {int(c): tuple((k, t) for k, t in v) for c, v in entry["by_class"].items()}
         provenance["captions"] = {k: entry[k] for k in ("model", "revision", "weights_sha256")}

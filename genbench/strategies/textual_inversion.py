@@ -74,5 +74,6 @@ def load_inversion_tokens(pipe, path: str | Path, tokens: list[str]) -> str:
         try:
             pipe.load_textual_inversion([{t: e.to(dtype)} for t, e in new.items()])
         except ValueError as exc:
-            raise GenBenchError(f"textual inversion embeddings {str(path)!r} do not fit this model: {str(exc).splitlines()[0][:200]}") from exc
+            raise GenBenchError(f"textual inversion embeddings {str(path)!r} do not fit this model: "
+                                f"{str(exc).splitlines()[0][:200]}") from exc
     return embeddings_sha256(wanted)
