@@ -19,19 +19,22 @@ goes to --grid.
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
+
+PROCESS_START = time.perf_counter()
+
+import argparse  # noqa: E402  (imports timed from PROCESS_START)
+import tempfile  # noqa: E402
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from genbench.clip_models import load_clip
-from genbench.datasets import digits
-from genbench.metrics.cler import cler
-from genbench.miniature import train_clip, train_diffusion
+from genbench.clip_models import load_clip  # noqa: E402
+from genbench.datasets import digits  # noqa: E402
+from genbench.metrics.cler import cler  # noqa: E402
+from genbench.miniature import train_clip, train_diffusion  # noqa: E402
 
 PROMPT = "a photo of the digit {c}."
 PROBE_C_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -102,10 +105,12 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=20)
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--guidance", type=float, default=5.0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training and evaluation")
     parser.add_argument("--grid", type=Path, default=Path(tempfile.gettempdir()) / "miniature_grid.png")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="miniature-"))
     clip_dir, diffusion_dir = out / "clip", out / "diffusion"
+    torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}, models in {out}")
 
     train = digits.load("train", Path("."), 32)
@@ -113,13 +118,16 @@ def main() -> None:
     if not args.reuse:
         total = Clock()
         clock = Clock()
-        result = train_clip(train.images, train.labels, digits.CLASSNAMES, digits.TEMPLATES, clip_dir, seed=args.seed)
+        result = train_clip(train.images, train.labels, digits.CLASSNAMES, digits.TEMPLATES, clip_dir, seed=args.seed,
+                            num_threads=args.threads)
         print(f"train_clip:      {clock}  final loss {result['final_loss']:.4f}  sha256 {result['weights_sha256'][:16]}")
         clock = Clock()
-        result = train_diffusion(train.images, train.labels, digits.CLASSNAMES, digits.TEMPLATES, diffusion_dir, seed=args.seed)
+        result = train_diffusion(train.images, train.labels, digits.CLASSNAMES, digits.TEMPLATES, diffusion_dir,
+                                 seed=args.seed, num_threads=args.threads)
         print(f"train_diffusion: {clock}  final loss {result['final_loss']:.4f} (VAE {result['vae_loss']:.4f})  "
               f"sha256 {result['weights_sha256'][:16]}")
         print(f"both trainings:  {total}")
+        print(f"since start:     {time.perf_counter() - PROCESS_START:6.1f} s wall (imports, data, both trainings)")
 
     from diffusers import StableDiffusionPipeline
 

@@ -29,8 +29,10 @@ def external_sets(paths: DatasetPaths) -> dict[str, tuple[np.ndarray, np.ndarray
         mask = strategies == s
         sets[f"generated/{s}"] = (gen_feats[mask], gen_labels[mask])
     for name in ("retrieved", "original"):
-        feats, labels, _ = load_features(paths.features / f"{name}.safetensors")
-        sets[name] = (feats, labels)
+        path = paths.features / f"{name}.safetensors"
+        if name == "original" or path.is_file():
+            feats, labels, _ = load_features(path)
+            sets[name] = (feats, labels)
     return sets
 
 

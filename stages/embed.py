@@ -25,9 +25,14 @@ SCHEMA = {
     "batch_size": Field(int, 256, positive),
     "seed": Field(int, 0, non_negative),
 }
+OPTIONAL_SETS = ("retrieved",)
+
+
 def image_sets(paths: DatasetPaths) -> dict:
-    return {"test": paths.prepared / "test", "original": paths.prepared / "original", "generated": paths.generated,
+    """The image sets to encode; the retrieved set only where a retrieve stage produced one."""
+    sets = {"test": paths.prepared / "test", "original": paths.prepared / "original", "generated": paths.generated,
             "retrieved": paths.retrieved}
+    return {name: d for name, d in sets.items() if name not in OPTIONAL_SETS or (d / storage.MANIFEST).is_file()}
 
 
 def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | None = None) -> StageResult:

@@ -24,14 +24,31 @@ FAST_PARAMS = {
 }
 
 
+# The built-in seeded tiny models, for tests that run stages without the bootstrap stage's miniature.
+BUILTIN_MODELS = {
+    "generate": {"model": "tiny-sd", "cf_model": "tiny-clip"},
+    "invert": {"model": "tiny-sd", "filter_clip_model": "tiny-clip"},
+    "embed": {"model": "tiny-clip"},
+    "quality": {"model": "tiny-clip"},
+    "index": {"model": "tiny-clip"},
+}
+
+
 def genbench_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("genbench")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "stages.cli"]
 
 
-def write_params(directory: Path, overrides: dict | None = None) -> Path:
+def write_params(directory: Path, overrides: dict | None = None, *, miniature: bool = False) -> Path:
+    """params.yaml with fast settings; the built-in tiny models unless `miniature` (then the
+    bootstrap stage must run first, as `dvc repro` does)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in {**FAST_PARAMS, **(overrides or {})}.items():
+    layers = [FAST_PARAMS] if miniature else [FAST_PARAMS, BUILTIN_MODELS]
+    merged: dict = {}
+    for layer in [*layers, overrides or {}]:
+        for section, values in layer.items():
+            merged[section] = {**merged.get(section, {}), **values} if isinstance(values, dict) else values
+    for section, values in merged.items():
         if isinstance(values, dict):
             params.setdefault(section, {}).update(values)
         else:

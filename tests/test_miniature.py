@@ -121,7 +121,9 @@ def test_training_text_states_equal_the_pipelines_encode_prompt():
 
 
 def test_train_clip_is_deterministic_per_seed(small_train, tmp_path):
+    threads, mode = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     first = _clip(small_train, tmp_path / "a", seed=0)
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == (threads, mode)
     again = _clip(small_train, tmp_path / "b", seed=0)
     other = _clip(small_train, tmp_path / "c", seed=1)
     assert first["weights_sha256"] == again["weights_sha256"]
@@ -170,23 +172,27 @@ def test_train_diffusion_losses_fall(small_train, tmp_path):
     assert np.mean(unet[-5:]) < 0.8 * np.mean(unet[:5])
 
 
-def test_trained_pipeline_loads_and_generates(small_train, tmp_path):
+@pytest.fixture(scope="module")
+def small_pipeline_dir(small_train, tmp_path_factory) -> Path:
+    return Path(_diffusion(small_train, tmp_path_factory.mktemp("sd"))["path"])
+
+
+def test_trained_pipeline_loads_and_generates(small_pipeline_dir):
     from diffusers import StableDiffusionPipeline
 
-    result = _diffusion(small_train, tmp_path / "sd")
-    pipe = StableDiffusionPipeline.from_pretrained(result["path"], local_files_only=True)
+    pipe = StableDiffusionPipeline.from_pretrained(str(small_pipeline_dir), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     out = pipe(["a photo of the digit 3.", "a photo of the digit 5."], height=32, width=32, num_inference_steps=2,
                guidance_scale=4.0, output_type="np", generator=torch.Generator().manual_seed(0))
     assert out.images.shape == (2, 32, 32, 3)
+    assert pipe.scheduler.config.prediction_type == "v_prediction" and pipe.tokenizer.model_max_length == 32
     assert np.isfinite(out.images).all() and out.images.min() >= 0 and out.images.max() <= 1
 
 
-def test_vae_scaling_factor_gives_unit_scale_latents(small_train, tmp_path):
+def test_vae_scaling_factor_gives_unit_scale_latents(small_train, small_pipeline_dir):
     from diffusers import AutoencoderKL
 
-    result = _diffusion(small_train, tmp_path / "sd")
-    vae = AutoencoderKL.from_pretrained(Path(result["path"]) / "vae", local_files_only=True)
+    vae = AutoencoderKL.from_pretrained(str(small_pipeline_dir / "vae"), local_files_only=True)
     images, _ = small_train
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():

@@ -40,7 +40,7 @@ def _run(cmd: list[str], root: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("kit"))
-    write_params(root)
+    write_params(root, miniature=True)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     _run(["git", "init", "-q"], root)
     _run(git + ["add", "-A"], root)

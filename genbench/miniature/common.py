@@ -39,21 +39,45 @@ def check_training_data(images, labels, classnames: Sequence[str], templates: Se
 
 
 def check_positive(**values) -> None:
+    """Raise GenBenchError naming the first value that is not a positive integer (None allowed
+    for `num_threads`)."""
     for name, value in values.items():
+        if name == "num_threads" and value is None:
+            continue
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise GenBenchError(f"{name} must be a positive integer, got {value!r}")
 
 
 @contextmanager
-def deterministic(seed: int) -> Iterator[None]:
-    """Seed torch and switch on deterministic algorithms; restore the previous mode on exit."""
-    previous = torch.are_deterministic_algorithms_enabled()
+def deterministic(seed: int, num_threads: int | None) -> Iterator[None]:
+    """Seed torch, switch on deterministic algorithms and, unless `num_threads` is None, fix
+    torch's intra-op thread count; restore the previous mode and thread count on exit.
+
+    A fixed thread count keeps floating-point reductions, hence the weights hash, the same
+    whatever the core count. One thread is also the robust choice on a busy machine: with two
+    threads sharing two loaded cores, OpenMP's spin-waiting made a training step 40x slower.
+    """
+    previous_mode = torch.are_deterministic_algorithms_enabled()
+    previous_threads = torch.get_num_threads()
     torch.use_deterministic_algorithms(True)
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
     torch.manual_seed(seed)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous)
+        torch.use_deterministic_algorithms(previous_mode)
+        torch.set_num_threads(previous_threads)
+
+
+def epoch_batches(num_items: int, batch_size: int, steps: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """`steps` index batches drawn in order from consecutive shuffled epochs."""
+    order = np.empty(0, dtype=np.int64)
+    for _ in range(steps):
+        if len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(num_items)])
+        yield order[:batch_size]
+        order = order[batch_size:]
 
 
 def warmup_cosine(step: int, total: int, warmup: int) -> float:

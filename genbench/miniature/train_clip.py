@@ -30,6 +30,7 @@ from genbench.miniature.common import (
     check_positive,
     check_training_data,
     deterministic,
+    epoch_batches,
     progress_bar,
     safetensors_sha256,
     warmup_cosine,
@@ -91,7 +92,7 @@ def train_clip(
     out_dir: str | Path,
     *,
     seed: int = 0,
-    steps: int = 300,
+    steps: int = 200,
     batch_size: int = 128,
     lr: float = 2e-3,
     weight_decay: float = 0.05,
@@ -99,16 +100,18 @@ def train_clip(
     max_shift: int = 2,
     label_aware: bool = True,
     config: dict | None = None,
+    num_threads: int | None = 1,
     progress: bool = True,
 ) -> dict:
     """Train a miniature CLIP on (images, labels) and save it with `save_clip` in `out_dir`
-    (open_clip's local-dir layout). Returns {path, weights_sha256, final_loss, seconds}:
-    final_loss is the mean loss over the last 10% of steps."""
+    (open_clip's local-dir layout). Training runs on `num_threads` torch threads (None: leave
+    torch's setting). Returns {path, weights_sha256, final_loss, losses, seconds}: final_loss
+    is the mean loss over the last 10% of steps."""
     from open_clip.tokenizer import SimpleTokenizer
 
     start = time.perf_counter()
     images, labels = check_training_data(images, labels, classnames, templates)
-    check_positive(steps=steps, batch_size=batch_size)
+    check_positive(steps=steps, batch_size=batch_size, num_threads=num_threads)
     config = copy.deepcopy(config or MINIATURE_CLIP_CONFIG)
     captions = caption_templates(templates)
     tokens = SimpleTokenizer(context_length=config["text_cfg"]["context_length"])(caption_table(captions, classnames))
@@ -117,17 +120,13 @@ def train_clip(
     rng = np.random.default_rng(seed)
     batch_size = min(batch_size, len(labels))
     losses = []
-    with deterministic(seed):
+    with deterministic(seed, num_threads):
         model, config = build_tiny_clip(seed, config)
         model.train()
         optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98), eps=1e-6)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps, warmup))
-        order = np.empty(0, dtype=np.int64)
         with progress_bar(steps, "train miniature CLIP", progress) as bar:
-            for _ in range(steps):
-                if len(order) < batch_size:
-                    order = np.concatenate([order, rng.permutation(len(labels))])
-                idx, order = order[:batch_size], order[batch_size:]
+            for idx in epoch_batches(len(labels), batch_size, steps, rng):
                 caption_ids = sample_caption_ids(labels[idx], len(captions), len(classnames), rng)
                 batch = random_shift(pixels[idx], max_shift, rng)
                 image_feats, text_feats, logit_scale = model(batch, tokens[caption_ids])

@@ -39,6 +39,7 @@ from genbench.miniature.common import (
     check_positive,
     check_training_data,
     deterministic,
+    epoch_batches,
     progress_bar,
     safetensors_sha256,
     to_unit_range,
@@ -73,7 +74,7 @@ def miniature_unet_config(latent_size: int, text_hidden: int) -> dict:
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=text_hidden,
-        attention_head_dim=8,
+        attention_head_dim=2,  # diffusers' legacy name for the number of heads
         norm_num_groups=8,
     )
 
@@ -129,16 +130,6 @@ def build_pipeline(seed: int, image_size: int, prediction_type: str = "v_predict
     )
 
 
-def _batches(num_items: int, batch_size: int, steps: int, rng: np.random.Generator):
-    """`steps` index batches from consecutive shuffled epochs."""
-    order = np.empty(0, dtype=np.int64)
-    for _ in range(steps):
-        if len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(num_items)])
-        yield order[:batch_size]
-        order = order[batch_size:]
-
-
 def train_vae(vae, pixels: torch.Tensor, *, steps: int, batch_size: int, lr: float, kl_weight: float,
               rng: np.random.Generator, generator: torch.Generator, progress: bool) -> list[float]:
     """Fit the VAE to `pixels` (N, 3, H, W) in [-1, 1]; loss = MSE + kl_weight * per-element KL."""
@@ -147,7 +138,7 @@ def train_vae(vae, pixels: torch.Tensor, *, steps: int, batch_size: int, lr: flo
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
     losses = []
     with progress_bar(steps, "train miniature VAE", progress) as bar:
-        for idx in _batches(len(pixels), batch_size, steps, rng):
+        for idx in epoch_batches(len(pixels), batch_size, steps, rng):
             batch = pixels[idx]
             posterior = vae.encode(batch).latent_dist
             latents = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
@@ -217,7 +208,7 @@ def train_unet(unet, text_encoder, scheduler, latents: torch.Tensor, labels: np.
     weights = min_snr_weights(scheduler, snr_gamma)
     losses = []
     with progress_bar(steps, "train miniature UNet", progress) as bar:
-        for step, idx in enumerate(_batches(len(latents), batch_size, steps, rng)):
+        for step, idx in enumerate(epoch_batches(len(latents), batch_size, steps, rng)):
             ids = sample_caption_ids(labels[idx], num_templates, num_classes, rng)
             ids[rng.random(len(idx)) < uncond_prob] = uncond_id
             if train_text_encoder:
@@ -265,11 +256,11 @@ def train_diffusion(
     out_dir: str | Path,
     *,
     seed: int = 0,
-    vae_steps: int = 250,
+    vae_steps: int = 200,
     vae_batch_size: int = 64,
     vae_lr: float = 2e-3,
     kl_weight: float = 1e-3,
-    unet_steps: int = 500,
+    unet_steps: int = 450,
     unet_batch_size: int = 128,
     unet_lr: float = 2e-3,
     uncond_prob: float = 0.1,
@@ -277,15 +268,18 @@ def train_diffusion(
     snr_gamma: float | None = None,
     train_text_encoder: bool = True,
     prediction_type: str = "v_prediction",
+    num_threads: int | None = 1,
     progress: bool = True,
 ) -> dict:
     """Train the miniature text-to-image pipeline on (images, labels) and save it with
     `save_pretrained(out_dir, safe_serialization=True)`. Images must be square with a side
-    divisible by 8. Returns {path, weights_sha256, final_loss, vae_loss, seconds}: final_loss
-    (UNet) and vae_loss are means over the last 10% of their steps."""
+    divisible by 8. Training runs on `num_threads` torch threads (None: leave torch's setting).
+    Returns {path, weights_sha256, final_loss, vae_loss, losses, vae_losses, seconds}:
+    final_loss (UNet) and vae_loss are means over the last 10% of their steps."""
     start = time.perf_counter()
     images, labels = check_training_data(images, labels, classnames, templates)
-    check_positive(vae_steps=vae_steps, vae_batch_size=vae_batch_size, unet_steps=unet_steps, unet_batch_size=unet_batch_size)
+    check_positive(vae_steps=vae_steps, vae_batch_size=vae_batch_size, unet_steps=unet_steps,
+                   unet_batch_size=unet_batch_size, num_threads=num_threads)
     height, width = images.shape[1:3]
     if height != width or height % 8:
         raise GenBenchError(f"images must be square with a side divisible by 8 (the pipeline needs it), got {height}x{width}; resize them first")
@@ -296,7 +290,7 @@ def train_diffusion(
     captions = caption_templates(templates)
     rng = np.random.default_rng(seed)
     pixels = to_unit_range(images) * 2 - 1
-    with deterministic(seed):
+    with deterministic(seed, num_threads):
         generator = torch.Generator().manual_seed(seed)
         pipe = build_pipeline(seed, height, prediction_type)
         vae_losses = train_vae(pipe.vae, pixels, steps=vae_steps, batch_size=min(vae_batch_size, len(pixels)),
