@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from genbench.datasets import DATASETS, DatasetSpec, get_dataset
+from stages.options import register_params_datasets
+from stages.params import read_params_file
 
 DEFAULT_DATA_ROOT = "data/raw"
 COLUMNS = ("name", "group", "classes", "metric", "source", "local")
@@ -62,9 +64,13 @@ def describe(spec: DatasetSpec) -> str:
 @click.option("--data-root", default=DEFAULT_DATA_ROOT, show_default=True, envvar="GENBENCH_DATA_ROOT",
               type=click.Path(file_okay=False, path_type=Path),
               help="Where local copies of the datasets are looked for.")
+@click.option("--params", "params_file", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="Params file whose `image_folders` (your own datasets) are listed too, when it exists.")
 @click.pass_context
-def command(ctx: click.Context, data_root: Path) -> None:
+def command(ctx: click.Context, data_root: Path, params_file: str) -> None:
     """List the datasets: name, group, classes, metric, source, whether a local copy exists."""
+    if Path(params_file).is_file():
+        register_params_datasets(read_params_file(params_file))
     ctx.obj = {"data_root": data_root}
     if ctx.invoked_subcommand is None:
         click.echo(format_table(table_rows(data_root)))

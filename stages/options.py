@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from genbench.errors import GenBenchError
-from stages.params import read_params_file
+from stages.params import Field, read_params_file, validate_section
 
 params_option = click.option(
     "--params",
@@ -35,9 +35,35 @@ def pipeline_datasets(all_params: dict) -> list[str]:
     return names
 
 
+IMAGE_FOLDER_SCHEMA = {
+    "root": Field(str),
+    "classnames": Field((list, type(None)), None),
+    "templates": Field((list, type(None)), None),
+    "metric": Field(str, "accuracy"),
+}
+
+
+def register_params_datasets(all_params: dict) -> list[str]:
+    """Register the user's own image-folder datasets declared in params.yaml under
+    `image_folders: {NAME: {root: DIR, classnames: [...], templates: [...], metric: accuracy}}`
+    (DIR/<split>/<class name>/*.png); returns their names."""
+    from genbench.datasets import register_image_folder
+
+    folders = all_params.get("image_folders") or {}
+    if not isinstance(folders, dict):
+        raise GenBenchError(f"params key 'image_folders' = {folders!r} must map dataset names to {{root: DIR, ...}}")
+    for name, raw in folders.items():
+        entry = validate_section(raw, f"image_folders.{name}", IMAGE_FOLDER_SCHEMA)
+        register_image_folder(name, entry["root"], entry["classnames"], entry["templates"], entry["metric"])
+    return list(folders)
+
+
 def resolve_dataset(params_file: str, dataset: str | None) -> str:
-    """The dataset a per-dataset stage runs on: --dataset, or the single entry of params 'datasets'."""
-    names = pipeline_datasets(read_params_file(params_file))
+    """The dataset a per-dataset stage runs on: --dataset, or the single entry of params 'datasets'
+    (after registering the params' own image-folder datasets)."""
+    all_params = read_params_file(params_file)
+    register_params_datasets(all_params)
+    names = pipeline_datasets(all_params)
     if dataset is None:
         if len(names) != 1:
             raise GenBenchError(f"params 'datasets' lists {len(names)} datasets; pass --dataset NAME (one of {', '.join(names)})")
