@@ -25,7 +25,7 @@ PROCESS_START = time.perf_counter()
 
 import argparse  # noqa: E402  (imports timed from PROCESS_START)
 import tempfile  # noqa: E402
-from pathlib import Path
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

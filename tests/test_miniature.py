@@ -101,9 +101,10 @@ def test_min_snr_weights_match_a_hand_computation():
     betas = np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
     alphas = np.cumprod(1 - betas)
     snr = alphas / (1 - alphas)
-    scheduler = miniature_scheduler()
-    np.testing.assert_allclose(min_snr_weights(scheduler, 5.0).numpy(), np.minimum(snr, 5.0) / snr, rtol=1e-5)
-    assert (min_snr_weights(scheduler, None) == 1).all()
+    epsilon, velocity = miniature_scheduler("epsilon"), miniature_scheduler("v_prediction")
+    np.testing.assert_allclose(min_snr_weights(epsilon, 5.0).numpy(), np.minimum(snr, 5.0) / snr, rtol=1e-4)
+    np.testing.assert_allclose(min_snr_weights(velocity, 5.0).numpy(), np.minimum(snr, 5.0) / (snr + 1), rtol=1e-4)
+    assert (min_snr_weights(velocity, None) == 1).all()
 
 
 def test_training_text_states_equal_the_pipelines_encode_prompt():

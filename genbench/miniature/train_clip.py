@@ -92,7 +92,7 @@ def train_clip(
     out_dir: str | Path,
     *,
     seed: int = 0,
-    steps: int = 200,
+    steps: int = 100,
     batch_size: int = 128,
     lr: float = 2e-3,
     weight_decay: float = 0.05,

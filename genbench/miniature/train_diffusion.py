@@ -10,7 +10,8 @@ Two phases:
    prediction target at uniformly drawn timesteps, conditioned on captions of the image's class
    drawn from `caption_templates`; the caption is replaced by the empty prompt with probability
    `uncond_prob`, so classifier-free guidance works. The saved weights are exponential moving
-   averages of the trained ones.
+   averages of the trained ones. With `train_text_encoder=False` the text encoder keeps its
+   seeded random initialisation.
 
 The target is the velocity (`v_prediction`, as in Stable Diffusion 2.x): its loss weighs the
 high-noise timesteps, where the class decides the shape, far more than noise prediction does,
@@ -23,7 +24,6 @@ The VAE has three resolution levels: a 32 x 32 image has an 8 x 8 x 4 latent.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 import time
 from pathlib import Path
@@ -260,7 +260,7 @@ def train_diffusion(
     vae_batch_size: int = 64,
     vae_lr: float = 2e-3,
     kl_weight: float = 1e-3,
-    unet_steps: int = 450,
+    unet_steps: int = 400,
     unet_batch_size: int = 128,
     unet_lr: float = 2e-3,
     uncond_prob: float = 0.1,
@@ -285,8 +285,9 @@ def train_diffusion(
         raise GenBenchError(f"images must be square with a side divisible by 8 (the pipeline needs it), got {height}x{width}; resize them first")
     if prediction_type not in PREDICTION_TYPES:
         raise GenBenchError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
-    if not 0 <= uncond_prob < 1:
-        raise GenBenchError(f"uncond_prob must lie in [0, 1), got {uncond_prob!r}")
+    for name, value in (("uncond_prob", uncond_prob), ("ema_decay", ema_decay)):
+        if not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise GenBenchError(f"{name} must be a number in [0, 1), got {value!r}")
     captions = caption_templates(templates)
     rng = np.random.default_rng(seed)
     pixels = to_unit_range(images) * 2 - 1
