@@ -86,6 +86,9 @@ def test_cler_matches_an_independent_computation(project):
     orig, orig_y, _ = load_features(project / "data/digits/features/original.safetensors")
     text, _, _ = load_features(project / "data/digits/features/text.safetensors")
     assert test.shape[0] == 540 and orig.shape[0] == 40 and text.shape[0] == 10
+    test, orig, text = (x.astype(np.float64) for x in (test, orig, text))
+    orig = orig / np.linalg.norm(orig, axis=1, keepdims=True)
+    test = test / np.linalg.norm(test, axis=1, keepdims=True)
     protos = np.stack([orig[orig_y == c].mean(0) for c in range(10)])
     protos /= np.linalg.norm(protos, axis=1, keepdims=True)
     expected = 100 * np.mean((test @ protos.T).argmax(1) == test_y)

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -128,6 +129,19 @@ def build_pipeline(seed: int, image_size: int, prediction_type: str = "v_predict
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+@contextmanager
+def transformers_progress(enabled: bool) -> Iterator[None]:
+    """Show or hide transformers' own progress bars (e.g. "Writing model shards") for a block."""
+    from transformers.utils import logging
+
+    previous = logging.is_progress_bar_enabled()
+    (logging.enable_progress_bar if enabled else logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (logging.enable_progress_bar if previous else logging.disable_progress_bar)()
 
 
 def train_vae(vae, pixels: torch.Tensor, *, steps: int, batch_size: int, lr: float, kl_weight: float,
@@ -308,7 +322,8 @@ def train_diffusion(
         )
         for name, state in ema.items():
             getattr(pipe, name).load_state_dict(state)
-    pipe.save_pretrained(str(out_dir), safe_serialization=True)
+    with transformers_progress(progress):
+        pipe.save_pretrained(str(out_dir), safe_serialization=True)
     return {
         "path": str(out_dir),
         "weights_sha256": safetensors_sha256(out_dir),
