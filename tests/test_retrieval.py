@@ -101,13 +101,13 @@ def test_parquet_and_webdataset_pools_read_back(tmp_path):
 
 def test_laion_style_parquet_columns(tmp_path):
     # img2dataset / Hugging Face layouts: key, text, and image bytes in a struct.
-    table = pa.table({"key": ["000001", "000002"], "text": ["a cat", None], "url": ["http://x/1", "http://x/2"],
+    table = pa.table({"key": ["000001", "000002"], "text": ["a cat", None], "url": ["http://127.0.0.1/img/1", "http://127.0.0.1/img/2"],
                       "jpg": [{"bytes": png(1), "path": None}, {"bytes": png(2), "path": None}]})
     (tmp_path / "laion").mkdir()
     pq.write_table(table, tmp_path / "laion" / "00000.parquet")
     items = list(iter_pool(tmp_path / "laion"))
     assert [(i.id, i.caption, i.image, i.extra) for i in items] == [
-        ("000001", "a cat", png(1), {"url": "http://x/1"}), ("000002", "", png(2), {"url": "http://x/2"})]
+        ("000001", "a cat", png(1), {"url": "http://127.0.0.1/img/1"}), ("000002", "", png(2), {"url": "http://127.0.0.1/img/2"})]
 
 
 def test_bad_pools_are_named(tmp_path):
