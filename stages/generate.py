@@ -35,7 +35,7 @@ from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
 from genbench.strategies.sources import TextModels, build_sources, needs_captions
 from stages.inputs import DatasetPaths
-from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
+from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -100,14 +100,6 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return part, parts
 
 
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenBenchError(f"generate.device = {name!r} but no CUDA device is available; use 'cpu' or 'auto'")
-    return name
-
-
 def check(p: dict, dataset: str | None = None) -> None:
     if not p["strategies"]:
         raise GenBenchError("params key 'generate.strategies' is empty; list at least one strategy, e.g. [ST, DT]")
@@ -118,7 +110,7 @@ def check(p: dict, dataset: str | None = None) -> None:
         raise GenBenchError(f"params key 'generate.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
     if p["scheduler"] not in SCHEDULERS:
         raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
-    resolve_device(p["device"])
+    resolve_device(p["device"], "generate.device")
     if p["shard_size"] % p["batch_size"]:
         raise GenBenchError(
             f"params key 'generate.shard_size' = {p['shard_size']} must be a multiple of generate.batch_size = "
@@ -207,7 +199,7 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
 
     def work(p: dict) -> StageResult:
         ds = paths.spec()
-        device = resolve_device(p["device"])
+        device = resolve_device(p["device"], "generate.device")
         strategies = [parse_strategy(s) for s in p["strategies"]]
         by_name = {s.name: s for s in strategies}
         settings = GenerationSettings(p["height"], p["width"], p["steps"], p["guidance_scale"], p["batch_size"])

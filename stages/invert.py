@@ -40,9 +40,8 @@ from genbench.inversion import (
 )
 from genbench.retrieval.filter import filter_references, load_captioner, load_similarity
 from genbench.seeding import image_seed
-from stages.generate import resolve_device
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
+from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, non_negative, positive
 from stages.retrieve import retrieved_dir
 from stages.runner import StageResult, run_stage
@@ -80,7 +79,7 @@ def check(p: dict) -> None:
         raise GenBenchError(f"params key 'invert.references' = {p['references']!r} must list distinct sources from {', '.join(SOURCES)}")
     if p["dtype"] not in DTYPES:
         raise GenBenchError(f"params key 'invert.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
-    resolve_device(p["device"])
+    resolve_device(p["device"], "invert.device")
 
 
 def original_references(paths: DatasetPaths, shots: int) -> tuple[dict[int, np.ndarray], pd.DataFrame]:
@@ -160,7 +159,7 @@ def summarise(entries: list[dict], references: pd.DataFrame) -> dict:
 
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     spec = paths.read_meta()
-    device = resolve_device(p["device"])
+    device = resolve_device(p["device"], "invert.device")
     settings = InversionSettings(p["steps"], p["learning_rate"], p["batch_size"], p["resolution"], p["eval_draws"])
     gathered = {}
     for source in p["references"]:

@@ -29,9 +29,8 @@ from genbench.features import cache_key, encode_texts, load_features, model_sha2
 from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
 from genbench.probe import linear_probe
 from stages.cler import external_sets
-from stages.generate import resolve_device
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
+from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -89,7 +88,7 @@ def check_inputs(p: dict, paths: DatasetPaths) -> tuple:
     if not (paths.generated / storage.MANIFEST).is_file():
         raise GenBenchError(f"{paths.generated / storage.MANIFEST} not found; run the generate stage first (dvc repro generate@{paths.dataset})")
     paths.read_meta()
-    device = resolve_device(p["device"])
+    device = resolve_device(p["device"], "quality.device")
     bundle, model_id = load_matching_clip(p, paths, device)
     return bundle, model_id, device
 

@@ -19,9 +19,8 @@ from genbench.retrieval.pool import read_column
 from genbench.retrieval.remote import RemoteSearcher
 from genbench.retrieval.search import QUERY_MODES, LocalSearcher
 from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_rows
-from stages.generate import resolve_device
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
+from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, positive
 from stages.retrieve_index import INDEX_DIR
 from stages.runner import StageResult, run_stage
@@ -55,7 +54,7 @@ def check(p: dict) -> None:
             raise GenBenchError("retrieve.backend = 'remote' needs retrieve.url (the /knn-service endpoint) and retrieve.indice_name")
         if p["query"] == "mean":
             raise GenBenchError("retrieve.query = 'mean' needs the local index; use query: per_template with backend: remote")
-    resolve_device(p["device"])
+    resolve_device(p["device"], "retrieve.device")
 
 
 def make_searcher(p: dict):
@@ -64,7 +63,7 @@ def make_searcher(p: dict):
         return RemoteSearcher(p["url"], p["indice_name"]), {"url": p["url"], "indice_name": p["indice_name"]}, None
     index = CaptionIndex.load(INDEX_DIR)
     model = index.meta["model"]
-    device = resolve_device(p["device"])
+    device = resolve_device(p["device"], "retrieve.device")
     bundle = load_clip(model["name"], model["pretrained"], seed=model["seed"], device=device)
     searcher = LocalSearcher(index, lambda texts: encode_texts(bundle, texts, device=device))
     about = {k: index.meta[k] for k in ("kind", "count", "pool", "pool_fingerprint", "model", "faiss_version")}

@@ -21,8 +21,7 @@ from genbench.features import encode_texts, model_sha256
 from genbench.retrieval.embedded_pool import POOL_BUILDERS, composition
 from genbench.retrieval.index import INDEX_KINDS, write_caption_index
 from genbench.retrieval.pool import write_parquet_pool
-from stages.generate import resolve_device
-from stages.options import params_option
+from stages.options import params_option, resolve_device
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -77,11 +76,11 @@ def check_index(p: dict) -> None:
         raise GenBenchError(f"params key 'index.kind' = {p['kind']!r} must be one of {', '.join(INDEX_KINDS)}")
     if not Path(p["pool"]).exists():
         raise GenBenchError(f"params key 'index.pool' = {p['pool']!r} does not exist; run the pool stage or point it at your pool")
-    resolve_device(p["device"])
+    resolve_device(p["device"], "index.device")
 
 
 def index_work(p: dict) -> StageResult:
-    device = resolve_device(p["device"])
+    device = resolve_device(p["device"], "index.device")
     bundle = load_clip(p["model"], p["pretrained"], seed=p["seed"], device=device)
     model = {"name": p["model"], "pretrained": p["pretrained"], "seed": p["seed"], "weights_sha256": model_sha256(bundle.model)}
     with storage.atomic_dir(INDEX_DIR) as tmp:
