@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 import pandas as pd
-import torch
 
 from cost.meter import Meter
 from genbench import storage
