@@ -1,5 +1,9 @@
 """Stage `cler`: the zero-shot baseline, CLER and CLER-ensemble of each external image set
-(generated per strategy and in all, original), with each metric's wall time."""
+(generated per strategy and in all, retrieved, original), with each metric's wall time.
+
+Each set also gets its `label_agreement`: the share (%) of its own images that zero-shot CLIP
+assigns to the class they are labelled with; for generated images, how often the image of a
+prompt for class c is recognised as c (chance is 100 / number of classes)."""
 
 from __future__ import annotations
 
@@ -48,7 +52,8 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
         scores, times = timed(cler, feats, labels, test_feats, test_labels, num_classes=n, text_feats=text_feats,
                               metric=metric, repeats=p["timing_repeats"])
         scores.pop("zero_shot", None)
-        result["sets"][name] = {**scores, "images": len(feats)}
+        agreement = zero_shot(feats, labels, text_feats, metric="accuracy")
+        result["sets"][name] = {**scores, "label_agreement": agreement, "images": len(feats)}
         result["seconds"][name] = statistics.median(times)
         result["seconds_all"] = {**result.get("seconds_all", {}), name: times}
     storage.atomic_write_json(out, result)
@@ -57,7 +62,7 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
                f"CLER(original) {result['sets']['original']['cler']:.2f} -> {out}")
     flat = {"zero_shot": zs}
     for name, scores in result["sets"].items():
-        for k in ("cler", "cler_ensemble", "cler_ensemble_protosum"):
+        for k in ("cler", "cler_ensemble", "cler_ensemble_protosum", "label_agreement"):
             flat[f"{k}.{name.replace('/', '.')}"] = scores[k]
     flat["cler_seconds"] = result["seconds"]["generated"]
     return StageResult(metrics=flat, artifacts=[out])

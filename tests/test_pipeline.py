@@ -1,5 +1,7 @@
-"""End to end: `dvc repro` of the whole pipeline in a fresh copy of the project (fewer images
-than the embedded default, same code paths), then the outputs' content checked stage by stage."""
+"""End to end: `dvc repro` of the embedded default exactly as committed (params.yaml, the
+miniature models trained by the bootstrap stage) in a fresh copy of the project, then the
+outputs' content checked stage by stage and the miniature's science checked against the
+orderings the paper reports (original >= generated > chance)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import copy_project, write_params
+from conftest import copy_project
 from genbench import storage
 from genbench.features import load_features
 
 RUNS = ["bootstrap", "pool", "index", "prepare@digits", "retrieve@digits", "invert@digits", "generate@digits", "embed@digits",
         "cler@digits", "probe@digits", "quality@digits", "shots@digits", "cost", "report"]
+CLASSES, CHANCE = 10, 10.0  # digits: ten classes, chance accuracy 10 %
 
 
 def _env(root: Path) -> dict:
@@ -40,13 +44,21 @@ def _run(cmd: list[str], root: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("kit"))
-    write_params(root, miniature=True)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     _run(["git", "init", "-q"], root)
     _run(git + ["add", "-A"], root)
     _run(git + ["commit", "-qm", "test checkout"], root)
     _run([str(Path(sys.executable).with_name("dvc")), "repro"], root)
     return root
+
+
+@pytest.fixture(scope="module")
+def params(project) -> dict:
+    return yaml.safe_load((project / "params.yaml").read_text())
+
+
+def _generated_count(params: dict) -> int:
+    return len(params["generate"]["strategies"]) * CLASSES * params["generate"]["images_per_class"]
 
 
 def test_dag_order(project):
@@ -57,35 +69,35 @@ def test_dag_order(project):
         assert edge in edges, (edge, edges)
 
 
-def test_prepared_sets(project):
+def test_prepared_sets(project, params):
     meta = json.loads((project / "data/digits/prepared/meta.json").read_text())
     assert meta["name"] == "digits" and len(meta["classnames"]) == 10 and meta["metric"] == "accuracy"
     test = storage.read_manifest(project / "data/digits/prepared/test")
     original = storage.read_manifest(project / "data/digits/prepared/original")
     assert len(test) == 540
-    assert original["class_index"].value_counts().to_dict() == {c: 4 for c in range(10)}
+    assert original["class_index"].value_counts().to_dict() == {c: params["prepare"]["shots"] for c in range(10)}
     assert original["split"].eq("original").all() and test["split"].eq("test").all()
 
 
-def test_generated_manifest(project):
+def test_generated_manifest(project, params):
     manifest = storage.read_manifest(project / "data/digits/generated")
-    assert len(manifest) == 2 * 10 * 4 and manifest["key"].is_unique
+    assert len(manifest) == _generated_count(params) and manifest["key"].is_unique
     assert set(manifest["strategy"]) == {"ST", "DT"}
     st = manifest[manifest["strategy"] == "ST"]
     assert all(p == f"a photo of {c}" for p, c in zip(st["prompt"], st["class_name"]))
     for column in ["seed", "generator", "revision", "weights_sha256", "sha256", "negative_prompt", "class_name"]:
         assert column in manifest.columns
     images, _ = storage.load_image_set(project / "data/digits/generated")  # checks every sha256
-    assert images.shape == (80, 32, 32, 3)
+    assert images.shape == (_generated_count(params), 32, 32, 3)
     assert (project / "plots/digits/samples.png").stat().st_size > 1000
 
 
-def test_cler_matches_an_independent_computation(project):
+def test_cler_matches_an_independent_computation(project, params):
     cler = json.loads((project / "metrics/digits/cler.json").read_text())
     test, test_y, _ = load_features(project / "data/digits/features/test.safetensors")
     orig, orig_y, _ = load_features(project / "data/digits/features/original.safetensors")
     text, _, _ = load_features(project / "data/digits/features/text.safetensors")
-    assert test.shape[0] == 540 and orig.shape[0] == 40 and text.shape[0] == 10
+    assert test.shape[0] == 540 and orig.shape[0] == 10 * params["prepare"]["shots"] and text.shape[0] == 10
     test, orig, text = (x.astype(np.float64) for x in (test, orig, text))
     orig = orig / np.linalg.norm(orig, axis=1, keepdims=True)
     test = test / np.linalg.norm(test, axis=1, keepdims=True)
@@ -97,15 +109,16 @@ def test_cler_matches_an_independent_computation(project):
     assert set(cler["sets"]) == {"generated", "generated/ST", "generated/DT", "retrieved", "original"}
 
 
-def test_probe_and_cost(project):
+def test_probe_and_cost(project, params):
     probe = json.loads((project / "metrics/digits/probe.json").read_text())
     assert probe["protocol"] == "clean"
     assert all(0 <= s["score"] <= 100 and s["l2"] > 0 for s in probe["sets"].values())
     cost = json.loads((project / "metrics/cost.json").read_text())
     gen = json.loads((project / "meter/datasets/digits/generate.json").read_text())["priced"]
-    assert gen["items"] == 80 and gen["wall_s"] > 0
+    count = _generated_count(params)
+    assert gen["items"] == count and gen["wall_s"] > 0
     assert gen["usd_total"] == pytest.approx(gen["wall_s"] / 3600 * gen["usd_per_hour"])
-    assert cost["usd_per_image"]["generated"] == pytest.approx(gen["usd_total"] / 80)
+    assert cost["usd_per_image"]["generated"] == pytest.approx(gen["usd_total"] / count)
     assert cost["usd_per_image"]["original"] == pytest.approx(0.012)
     meters = sorted((project / "meter/datasets/digits").glob("*.json")) + [
         project / f"meter/pipeline/{s}.json" for s in ("bootstrap", "pool", "index")]
@@ -142,6 +155,54 @@ def test_mlflow_parent_with_a_child_per_stage(project):
         assert tags["dvc_stage"] == name.split("@")[0] and len(tags["params_hash"]) == 16 and tags["git_commit"] != "unknown"
     artifacts = project / "mlartifacts"
     assert artifacts.exists() or any(project.glob("mlruns/**/samples.png"))
+
+
+def _scores(project: Path) -> tuple[dict, dict]:
+    cler = json.loads((project / "metrics/digits/cler.json").read_text())
+    probe = json.loads((project / "metrics/digits/probe.json").read_text())
+    return cler, probe
+
+
+def test_miniature_meets_its_bars(project):
+    cler, probe = _scores(project)
+    assert cler["zero_shot"] >= 60
+    assert cler["sets"]["generated"]["cler"] >= 50
+    assert probe["sets"]["original"]["score"] >= 90
+    assert probe["sets"]["generated"]["score"] >= CHANCE + 30
+
+
+def test_original_beats_generated_beats_chance(project):
+    cler, probe = _scores(project)
+    for kind, scores in (("cler", {k: v["cler"] for k, v in cler["sets"].items()}),
+                         ("probe", {k: v["score"] for k, v in probe["sets"].items()})):
+        assert scores["original"] >= scores["generated"] > CHANCE, (kind, scores)
+        for name in ("generated/ST", "generated/DT", "retrieved"):
+            assert scores[name] > CHANCE, (kind, name, scores[name])
+
+
+def test_a_prompt_for_class_c_is_recognised_as_c(project):
+    """Zero-shot CLIP labels the images generated for class c as c at least twice as often as
+    chance, for every class; computed here from the feature files, beside the stage's figure."""
+    feats, labels, _ = load_features(project / "data/digits/features/generated.safetensors")
+    text, _, _ = load_features(project / "data/digits/features/text.safetensors")
+    manifest = storage.read_manifest(project / "data/digits/generated")
+    assert np.array_equal(labels, manifest["class_index"].to_numpy())
+    feats = feats.astype(np.float64) / np.linalg.norm(feats, axis=1, keepdims=True)
+    text = text.astype(np.float64) / np.linalg.norm(text, axis=1, keepdims=True)
+    predicted = (feats @ text.T).argmax(1)
+    per_class = {c: 100 * np.mean(predicted[labels == c] == c) for c in range(CLASSES)}
+    assert min(per_class.values()) >= 2 * CHANCE, per_class
+    cler, _ = _scores(project)
+    assert cler["sets"]["generated"]["label_agreement"] == pytest.approx(100 * np.mean(predicted == labels))
+
+
+def test_report_sets_the_miniature_beside_mnist(project):
+    table = (project / "reports/tables/orientation_digits.md").read_text()
+    cler, probe = _scores(project)
+    assert "Paper on MNIST" in table and "Miniature on digits (this run)" in table
+    assert f"{cler['sets']['generated']['cler']:.2f}" in table
+    assert f"{cler['sets']['generated']['label_agreement']:.2f}" in table
+    assert f"{probe['sets']['original']['score']:.2f}" in table
 
 
 def test_second_repro_reruns_nothing(project):

@@ -235,11 +235,11 @@ def test_section31_with_the_papers_figures():
 
 def test_mnist_orientation_is_labelled_and_carries_the_papers_mnist_cells():
     cler = {"zero_shot": 65.0, "sets": {"generated": {"cler": 70.0, "images": 320},
-                                        "generated/ST": {"cler": 68.0, "images": 160},
+                                        "generated/ST": {"cler": 68.0, "images": 160, "label_agreement": 81.5},
                                         "generated/DT": {"cler": 72.0, "images": 160},
                                         "original": {"cler": 88.0, "images": 160}}}
     probe = {"protocol": "clean", "sets": {"original": {"score": 95.0}}}
-    table = mnist_orientation(read_reference(REFERENCE, "table2"), cler, probe)
+    table = mnist_orientation(read_reference(REFERENCE, "table2"), cler, probe, models="generator `models/miniature/sd`")
     assert "not comparable" in table.title and "sklearn digits" in table.title and "MNIST" in table.title
     rows = {r["Measure (%, test set)"]: r for r in rows_of(table)}
     st = rows["CLER generated/ST (160 images)"]
@@ -249,6 +249,9 @@ def test_mnist_orientation_is_labelled_and_carries_the_papers_mnist_cells():
     zs = rows["zero-shot (CLIP text prototypes)"]
     assert float(zs["Miniature on digits (this run)"]) == 65.0 and zs["Paper on MNIST: GLIDE"] == "not published"
     assert float(rows["linear probe original (clean)"]["Miniature on digits (this run)"]) == 95.0
+    agreement = rows["generated/ST images zero-shot labelled as their prompt's class"]
+    assert float(agreement["Miniature on digits (this run)"]) == 81.5 and agreement["Paper on MNIST: GLIDE"] == "not published"
+    assert any("with generator `models/miniature/sd`;" in note for note in table.notes)
 
 
 # ---- Figure 3's data ----

@@ -48,9 +48,9 @@ def load_pipeline(model: str, *, revision: str | None = None, dtype: str = "floa
     local = Path(model)
     try:
         if local.is_dir():
-            pipe = DiffusionPipeline.from_pretrained(str(local), torch_dtype=torch_dtype, local_files_only=True, variant=variant)
+            pipe = DiffusionPipeline.from_pretrained(str(local), dtype=torch_dtype, local_files_only=True, variant=variant)
         else:
-            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, torch_dtype=torch_dtype, variant=variant)
+            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=torch_dtype, variant=variant)
     except (OSError, ValueError, EnvironmentError) as exc:
         where = f"local folder {str(local)!r}" if local.is_dir() else "the Hugging Face cache (HF_HOME) and the hub"
         raise GenBenchError(

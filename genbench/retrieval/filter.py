@@ -58,7 +58,7 @@ class Blip2Captioner:
 
         try:
             processor = Blip2Processor.from_pretrained(name)
-            model = Blip2ForConditionalGeneration.from_pretrained(name, torch_dtype=dtype).to(device).eval()
+            model = Blip2ForConditionalGeneration.from_pretrained(name, dtype=dtype).to(device).eval()
         except (OSError, ValueError) as exc:
             raise GenBenchError(f"cannot load the BLIP-2 captioner {name!r}: {str(exc).splitlines()[0][:160]}; download it "
                                 "into HF_HOME (huggingface-cli download) or use invert.filter_captioner: pool-caption") from None
