@@ -43,7 +43,6 @@ from genbench.seeding import image_seed
 from stages.inputs import DatasetPaths
 from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, non_negative, positive
-from stages.retrieve import retrieved_dir
 from stages.runner import StageResult, run_stage
 
 SOURCES = ("original", "retrieved")
@@ -69,10 +68,6 @@ SCHEMA = {
 }
 
 
-def inversion_dir(dataset: str) -> Path:
-    return Path("data") / dataset / "inversion"
-
-
 def check(p: dict) -> None:
     bad = [s for s in p["references"] if s not in SOURCES]
     if bad or not p["references"] or len(set(p["references"])) != len(p["references"]):
@@ -91,7 +86,7 @@ def original_references(paths: DatasetPaths, shots: int) -> tuple[dict[int, np.n
 
 
 def retrieved_references(paths: DatasetPaths, p: dict, device: str) -> tuple[dict[int, np.ndarray], pd.DataFrame]:
-    directory = retrieved_dir(paths.dataset)
+    directory = paths.retrieved
     if not (directory / storage.MANIFEST).is_file():
         raise GenBenchError(f"{directory} not found; run the retrieve stage first (dvc repro retrieve@{paths.dataset}) "
                             "or drop 'retrieved' from invert.references")
@@ -168,7 +163,7 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     summary = {"dataset": spec["name"], "model": p["model"], "steps": p["steps"], "learning_rate": p["learning_rate"],
                "batch_size": p["batch_size"], "resolution": p["resolution"], "sources": {}}
     trained = 0
-    out_root = inversion_dir(paths.dataset)
+    out_root = paths.inversion
     loaded = load_pipeline(p["model"], revision=p["revision"], dtype=p["dtype"], device=device, seed=p["seed"], image_size=p["resolution"])
     loaded.set_progress_bar_config(disable=True)
     encoder_sha = model_sha256(loaded.text_encoder)

@@ -6,8 +6,6 @@ similarity per class and per dataset goes to metrics/<ds>/retrieve.json."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from genbench import storage
@@ -37,10 +35,6 @@ SCHEMA = {
     "image_size": Field(int, 32, positive, help="side of the square the kept images are resized to"),
     "device": Field(str, "auto"),
 }
-
-
-def retrieved_dir(dataset: str) -> Path:
-    return Path("data") / dataset / "retrieved"
 
 
 def check(p: dict) -> None:
@@ -79,7 +73,7 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     if empty:
         raise GenBenchError(f"retrieve: class {empty[0]!r} kept no image (all top-{p['top_k']} hits unreadable or duplicates); raise retrieve.top_k")
     images, rows = retrieved_rows(paths.dataset, results, p["backend"])
-    out = retrieved_dir(paths.dataset)
+    out = paths.retrieved
     with storage.atomic_dir(out) as tmp:
         storage.write_image_set(tmp, images, rows)
     skipped: dict[str, int] = {}

@@ -2,7 +2,6 @@
 (genbench.figures_metrics). Correlations are checked against scipy.stats, timing summaries
 against numpy and scipy.stats.sem."""
 
-import json
 
 import numpy as np
 import pytest
