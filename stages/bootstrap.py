@@ -27,7 +27,7 @@ SCHEMA = {
     "dataset": Field(str, "digits", lambda v: None if v == "digits" else "must be 'digits' (the miniature's training set)"),
     "image_size": Field(int, 32, positive),
     "seed": Field(int, 0, non_negative),
-    "clip_steps": Field(int, 100, positive),
+    "clip_steps": Field(int, 50, positive),
     "vae_steps": Field(int, 200, positive),
     "unet_steps": Field(int, 400, positive),
     "data_root": Field(str, "data/raw"),
