@@ -15,10 +15,10 @@ import numpy as np
 from genbench import storage
 from genbench.features import load_features
 from genbench.metrics import cler, timed, zero_shot
+from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, positive
-from stages.runner import StageResult, run_stage
+from stages.runner import StageResult
 
 SCHEMA = {"timing_repeats": Field(int, 3, positive, help="timed repeats per metric (Figure 5)")}
 
@@ -68,10 +68,6 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     return StageResult(metrics=flat, artifacts=[out])
 
 
-@click.command("cler")
-@params_option
-@dataset_option
-def command(params_file: str, dataset: str | None) -> None:
-    """Zero-shot, CLER and CLER-ensemble scores on the real test set (params: cler.*)."""
-    name = resolve_dataset(params_file, dataset)
-    run_stage("cler", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), dataset=name)
+command = dataset_stage_command(
+    "cler", SCHEMA, work, "Zero-shot, CLER and CLER-ensemble scores on the real test set (params: cler.*)."
+)

@@ -40,10 +40,11 @@ from genbench.inversion import (
 )
 from genbench.retrieval.filter import filter_references, load_captioner, load_similarity
 from genbench.seeding import image_seed
+from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
+from stages.options import resolve_device
 from stages.params import Field, non_negative, positive
-from stages.runner import StageResult, run_stage
+from stages.runner import StageResult
 
 SOURCES = ("original", "retrieved")
 SCHEMA = {
@@ -202,10 +203,7 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
                        data_type="generated", tags={"generator": p["model"]})
 
 
-@click.command("invert")
-@params_option
-@dataset_option
-def command(params_file: str, dataset: str | None) -> None:
-    """Textual inversion: one learned token per class from original or retrieved images (params: invert.*)."""
-    name = resolve_dataset(params_file, dataset)
-    run_stage("invert", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), check, dataset=name)
+command = dataset_stage_command(
+    "invert", SCHEMA, work,
+    "Textual inversion: one learned token per class from original or retrieved images (params: invert.*).", check,
+)

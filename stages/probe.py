@@ -9,10 +9,10 @@ from genbench import storage
 from genbench.features import load_features
 from genbench.probe import linear_probe
 from stages.cler import external_sets
+from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, fraction, non_negative
-from stages.runner import StageResult, run_stage
+from stages.runner import StageResult
 
 PROTOCOLS = ("clean", "elevater")
 SCHEMA = {
@@ -38,10 +38,6 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     return StageResult(metrics=flat, artifacts=[out_path], tags={"probe_protocol": p["protocol"], "selects_on_test": selects_on_test})
 
 
-@click.command("probe")
-@params_option
-@dataset_option
-def command(params_file: str, dataset: str | None) -> None:
-    """Linear probe on generated and on original data, scored on the test set (params: probe.*)."""
-    name = resolve_dataset(params_file, dataset)
-    run_stage("probe", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), dataset=name)
+command = dataset_stage_command(
+    "probe", SCHEMA, work, "Linear probe on generated and on original data, scored on the test set (params: probe.*)."
+)

@@ -17,11 +17,12 @@ from genbench.retrieval.pool import read_column
 from genbench.retrieval.remote import RemoteSearcher
 from genbench.retrieval.search import QUERY_MODES, LocalSearcher
 from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_rows
+from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
+from stages.options import resolve_device
 from stages.params import Field, positive
 from stages.retrieve_index import INDEX_DIR
-from stages.runner import StageResult, run_stage
+from stages.runner import StageResult
 
 BACKENDS = ("local", "remote")
 SCHEMA = {
@@ -98,10 +99,6 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
                        tags={"retrieve_backend": p["backend"]})
 
 
-@click.command("retrieve")
-@params_option
-@dataset_option
-def command(params_file: str, dataset: str | None) -> None:
-    """Retrieve images per class from the caption index and score MTS (params: retrieve.*)."""
-    name = resolve_dataset(params_file, dataset)
-    run_stage("retrieve", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name)), check, dataset=name)
+command = dataset_stage_command(
+    "retrieve", SCHEMA, work, "Retrieve images per class from the caption index and score MTS (params: retrieve.*).", check
+)
