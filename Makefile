@@ -1,6 +1,7 @@
 # GenBench Kit: set-up and the two quick-start commands.
 #   make repro   create .venv if missing, install the kit, run `dvc repro` on params.yaml
 #   make test    same set-up, then the default (offline, CPU) test suite
+#   make rehearse  dress rehearsal of the paper profile, all 22 datasets, on stand-ins (docs/rehearsal.md)
 #   make lock    rewrite requirements.lock from what .venv resolved (after changing dependencies)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -12,7 +13,7 @@ LOCK ?= requirements.lock
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export MPLBACKEND ?= Agg
 
-.PHONY: install lock repro test test-slow test-gpu bench clean-venv
+.PHONY: install lock repro rehearse test test-slow test-gpu bench clean-venv
 
 install: $(STAMP)
 
@@ -32,6 +33,10 @@ lock: $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
+
+# REHEARSE_ARGS: e.g. --datasets voc-2007,hateful-memes or --full-size-generator
+rehearse: $(STAMP)
+	$(BIN)/genbench rehearse paper $(REHEARSE_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -42,10 +42,10 @@ def cli() -> None:
 def _register() -> None:
     from cost.cli import prices_group
     from stages import (bootstrap, cler, cost_stage, datasets_cmd, embed, generate, invert, prepare, probe, profile_cmd,
-                        quality, report, retrieve, retrieve_index, runs_cmd)
+                        quality, rehearse, report, retrieve, retrieve_index, runs_cmd)
 
     for module in (bootstrap, prepare, generate, embed, cler, probe, quality, retrieve_index, retrieve, invert, cost_stage,
-                   report, datasets_cmd, profile_cmd, runs_cmd):
+                   report, datasets_cmd, profile_cmd, runs_cmd, rehearse):
         cli.add_command(module.command)
     cli.add_command(retrieve_index.pool_command)
     cli.add_command(prices_group)

@@ -1,5 +1,4 @@
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,14 +73,7 @@ def workdir(tmp_path: Path) -> Path:
 
 
 def copy_project(dest: Path) -> Path:
-    """The project as a fresh clone would have it: tracked files plus untracked ones git does not ignore."""
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    names = [n for n in files.split("\0") if n]
-    if not names:  # not a git checkout: copy the source tree
-        names = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_file() and ".venv" not in p.parts and ".git" not in p.parts]
-    for name in names:
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
+    """The project as a fresh clone would have it (genbench.rehearsal.workdir.copy_project)."""
+    from genbench.rehearsal.workdir import copy_project as copy
+
+    return copy(ROOT, dest)
