@@ -1,0 +1,1 @@
+"""Dress rehearsal of a profile on stand-in models and data."""
