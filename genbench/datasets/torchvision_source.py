@@ -36,6 +36,9 @@ class Recipe:
 def tv_datasets():
     import torchvision.datasets as tvd
 
+    from genbench.datasets.standin import accept_standin_files
+
+    accept_standin_files()
     return tvd
 
 

@@ -1,1 +1,1 @@
-"""The dress rehearsal of a profile: stand-in models and data in the real layouts, a size overlay, `dvc repro`, checks."""
+"""Dress rehearsal of a profile on stand-in models and data."""
