@@ -1,5 +1,5 @@
 # GenBench Kit: set-up and the two quick-start commands.
-#   make repro   create .venv if missing, install the kit, run `dvc repro` on params.yaml
+#   make repro   create .venv if missing, install the kit, check params.yaml (genbench profile check), run `dvc repro`
 #   make test    same set-up, then the default (offline, CPU) test suite
 #   make lock    rewrite requirements.lock from what .venv resolved (after changing dependencies)
 SHELL := /bin/bash
@@ -31,6 +31,7 @@ lock: $(STAMP)
 	$(BIN)/python tools/write_lock.py $(VENV)/resolved.json > requirements.lock
 
 repro: $(STAMP)
+	$(BIN)/genbench profile check params.yaml
 	$(BIN)/dvc repro
 
 test: $(STAMP)
