@@ -1,5 +1,5 @@
 # GenBench Kit: set-up and the two quick-start commands.
-#   make repro   create .venv if missing, install the kit, run `dvc repro` on params.yaml
+#   make repro   create .venv if missing, install the kit, check params.yaml (genbench profile check), run `dvc repro`
 #   make test    same set-up, then the default (offline, CPU) test suite
 #   make rehearse  dress rehearsal of the paper profile, all 22 datasets, on stand-ins (docs/rehearsal.md)
 #   make lock    rewrite requirements.lock from what .venv resolved (after changing dependencies)
@@ -32,6 +32,7 @@ lock: $(STAMP)
 	$(BIN)/python tools/write_lock.py $(VENV)/resolved.json > requirements.lock
 
 repro: $(STAMP)
+	$(BIN)/genbench profile check params.yaml
 	$(BIN)/dvc repro
 
 # REHEARSE_ARGS: e.g. --datasets voc-2007,hateful-memes or --full-size-generator

@@ -99,7 +99,9 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return part, parts
 
 
-def check(p: dict, dataset: str | None = None) -> None:
+def check_values(p: dict) -> list[Strategy]:
+    """The checks that need only the section's values (no device, files or models); returns the
+    parsed strategies."""
     if not p["strategies"]:
         raise GenBenchError("params key 'generate.strategies' is empty; list at least one strategy, e.g. [ST, DT]")
     if len(set(map(str, p["strategies"]))) != len(p["strategies"]):
@@ -109,12 +111,17 @@ def check(p: dict, dataset: str | None = None) -> None:
         raise GenBenchError(f"params key 'generate.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
     if p["scheduler"] not in SCHEDULERS:
         raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
-    resolve_device(p["device"], "generate.device")
     if p["shard_size"] % p["batch_size"]:
         raise GenBenchError(
             f"params key 'generate.shard_size' = {p['shard_size']} must be a multiple of generate.batch_size = "
             f"{p['batch_size']}, so batches never straddle shards and any sharding gives identical images"
         )
+    return strategies
+
+
+def check(p: dict, dataset: str | None = None) -> None:
+    strategies = check_values(p)
+    resolve_device(p["device"], "generate.device")
     if dataset is not None:
         for key, part in (("ra_images", "RA"), ("ti_embeddings", "TI")):
             if any(part in (s.init, s.name_modifier) for s in strategies) and not dataset_path(p[key], dataset).exists():

@@ -69,12 +69,17 @@ SCHEMA = {
 }
 
 
-def check(p: dict) -> None:
+def check_values(p: dict) -> None:
+    """The checks that need only the section's values (no device, files or models)."""
     bad = [s for s in p["references"] if s not in SOURCES]
     if bad or not p["references"] or len(set(p["references"])) != len(p["references"]):
         raise GenBenchError(f"params key 'invert.references' = {p['references']!r} must list distinct sources from {', '.join(SOURCES)}")
     if p["dtype"] not in DTYPES:
         raise GenBenchError(f"params key 'invert.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
+
+
+def check(p: dict) -> None:
+    check_values(p)
     resolve_device(p["device"], "invert.device")
 
 

@@ -7,6 +7,7 @@ the key, before the stage writes anything.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -58,37 +59,56 @@ def _type_name(t: type | tuple[type, ...]) -> str:
     return " or ".join("null" if x is type(None) else x.__name__ for x in types)
 
 
-def validate_section(raw: Any, section: str, schema: dict[str, Field]) -> dict:
-    """Return the section with defaults filled in, or raise GenBenchError naming the bad key."""
+def closest(name: str, known) -> str | None:
+    """The known name nearest to a misspelt one (difflib), or None when none is near."""
+    found = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def unknown_name(kind: str, name: str, known, prefix: str = "") -> str:
+    """The error text for an unknown key or section, naming the closest known one."""
+    near = closest(name, known)
+    hint = f"did you mean '{prefix}{near}'?" if near else f"known {kind}s: {', '.join(known)}"
+    return f"params {kind} '{prefix}{name}' does not exist; {hint}"
+
+
+def check_section(raw: Any, section: str, schema: dict[str, Field]) -> tuple[dict, list[str]]:
+    """The section with defaults filled in, and every problem found in it (empty when valid).
+    A key with a problem keeps its default in the returned values."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise GenBenchError(f"params '{section}' must be a mapping, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(schema))
-    if unknown:
-        raise GenBenchError(
-            f"params key '{section}.{unknown[0]}' does not exist; known keys of '{section}': {', '.join(schema)}"
-        )
+        return {}, [f"params '{section}' must be a mapping, got {type(raw).__name__}"]
+    problems = [unknown_name("key", key, schema, f"{section}.") for key in raw if key not in schema]
     out = {}
     for key, field in schema.items():
         name = f"{section}.{key}"
+        out[key] = None if field.default is REQUIRED else field.default
         if key not in raw:
             if field.default is REQUIRED:
-                raise GenBenchError(f"params key '{name}' is missing; add it to params.yaml")
-            out[key] = field.default
+                problems.append(f"params key '{name}' is missing; add it to params.yaml")
             continue
         value = raw[key]
         types = field.type if isinstance(field.type, tuple) else (field.type,)
         if float in types and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
-            raise GenBenchError(f"params key '{name}' = {value!r} must be {_type_name(field.type)}")
-        if field.check is not None and value is not None:
-            problem = field.check(value)
-            if problem:
-                raise GenBenchError(f"params key '{name}' = {value!r} {problem}")
+            problems.append(f"params key '{name}' = {value!r} must be {_type_name(field.type)}")
+            continue
+        problem = field.check(value) if field.check is not None and value is not None else None
+        if problem:
+            problems.append(f"params key '{name}' = {value!r} {problem}")
+            continue
         out[key] = value
-    return out
+    return out, problems
+
+
+def validate_section(raw: Any, section: str, schema: dict[str, Field]) -> dict:
+    """Return the section with defaults filled in, or raise GenBenchError naming the first bad key."""
+    values, problems = check_section(raw, section, schema)
+    if problems:
+        raise GenBenchError(problems[0])
+    return values
 
 
 def load_section(path: str | Path, section: str, schema: dict[str, Field]) -> dict:

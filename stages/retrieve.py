@@ -38,7 +38,8 @@ SCHEMA = {
 }
 
 
-def check(p: dict) -> None:
+def check_values(p: dict) -> None:
+    """The checks that need only the section's values (no device, index or service)."""
     for key, allowed in (("backend", BACKENDS), ("query", QUERY_MODES), ("mts_query", MTS_QUERIES)):
         if p[key] not in allowed:
             raise GenBenchError(f"params key 'retrieve.{key}' = {p[key]!r} must be one of {', '.join(allowed)}")
@@ -49,6 +50,10 @@ def check(p: dict) -> None:
             raise GenBenchError("retrieve.backend = 'remote' needs retrieve.url (the /knn-service endpoint) and retrieve.indice_name")
         if p["query"] == "mean":
             raise GenBenchError("retrieve.query = 'mean' needs the local index; use query: per_template with backend: remote")
+
+
+def check(p: dict) -> None:
+    check_values(p)
     resolve_device(p["device"], "retrieve.device")
 
 

@@ -57,9 +57,12 @@ INDEX_SCHEMA = {
 }
 
 
-def pool_work(p: dict) -> StageResult:
+def check_pool(p: dict) -> None:
     if p["source"] not in POOL_BUILDERS:
         raise GenBenchError(f"params key 'pool.source' = {p['source']!r} must be one of {', '.join(POOL_BUILDERS)}")
+
+
+def pool_work(p: dict) -> StageResult:
     items = POOL_BUILDERS[p["source"]](p["image_size"], p["seed"], per_class=p["per_class"], wrong_fraction=p["wrong_fraction"],
                                        vague_fraction=p["vague_fraction"], distractor_fraction=p["distractor_fraction"])
     kinds = composition(items)
@@ -71,9 +74,14 @@ def pool_work(p: dict) -> StageResult:
     return StageResult(metrics={"pool_items": len(items), **{f"pool_{k}": v for k, v in kinds.items()}}, items=len(items))
 
 
-def check_index(p: dict) -> None:
+def check_index_values(p: dict) -> None:
+    """The checks that need only the section's values (no pool, device or model)."""
     if p["kind"] not in INDEX_KINDS:
         raise GenBenchError(f"params key 'index.kind' = {p['kind']!r} must be one of {', '.join(INDEX_KINDS)}")
+
+
+def check_index(p: dict) -> None:
+    check_index_values(p)
     if not Path(p["pool"]).exists():
         raise GenBenchError(f"params key 'index.pool' = {p['pool']!r} does not exist; run the pool stage or point it at your pool")
     resolve_device(p["device"], "index.device")
@@ -95,7 +103,7 @@ def index_work(p: dict) -> StageResult:
 @params_option
 def pool_command(params_file: str) -> None:
     """Write the embedded default's noisy captioned-digits pool as parquet shards (params: pool.*)."""
-    run_stage("pool", params_file, POOL_SCHEMA, pool_work)
+    run_stage("pool", params_file, POOL_SCHEMA, pool_work, check_pool)
 
 
 @click.command("retrieve-index")

@@ -1,6 +1,7 @@
 """The frame every stage runs in: validate params, track, meter, price, record.
 
-`run_stage` reads the stage's own params section (plus `profile` for the MLflow experiment and
+`run_stage` refuses unknown top-level sections and a `profile` that names no profile
+(stages.profile_rules), reads the stage's own params section (plus `profile` for the MLflow experiment and
 `cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs before
 anything is written, then opens the MLflow child run, meters the work, prices the meter reading
 with the named price snapshot and writes it to `meter/datasets/<dataset>/<stage>.json` (or
@@ -60,11 +61,14 @@ def run_stage(
 
     from stages.tracking import StageTracker
 
+    from stages.profile_rules import name_problems  # imported here: it imports every stage module
+
     all_params = read_params_file(params_file)
+    problems = name_problems(all_params, params_file)
+    if problems:
+        raise GenBenchError(problems[0])
     params = validate_section(all_params.get(stage), stage, schema)
     profile = all_params.get("profile", "embedded")
-    if not isinstance(profile, str) or not profile:
-        raise GenBenchError(f"params key 'profile' = {profile!r} must be a non-empty name")
     pricing = pricing_params(all_params)
     snapshot = load_snapshot(pricing["snapshot"])
     if check is not None:

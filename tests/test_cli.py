@@ -26,7 +26,7 @@ def test_each_stage_has_help(stage):
 def _invoke(tmp_path, monkeypatch, stage, section, values, extra=()):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    params = {"profile": "test", "datasets": ["digits"], section: values}
+    params = {"profile": "embedded", "datasets": ["digits"], section: values}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return CliRunner().invoke(cli, [stage, *extra])
 

@@ -19,7 +19,7 @@ def test_image_folder_from_params_is_listed_and_prepared(tmp_path, monkeypatch):
             for i in range(n):
                 Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     params = {
-        "profile": "test",
+        "profile": "embedded",
         "datasets": ["my-pets"],
         "image_folders": {"my-pets": {"root": str(tmp_path / "pets")}},
         "prepare": {"shots": 2, "image_size": 16},

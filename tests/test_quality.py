@@ -64,7 +64,7 @@ def build_inputs(root: Path, *, model_seed: int = 0) -> dict:
 
 def write_params(root: Path, **overrides) -> None:
     section = {"timing_repeats": REPEATS, "timing_warmup": 0, "device": "cpu", **overrides}
-    (root / "params.yaml").write_text(yaml.safe_dump({"profile": "test", "datasets": ["digits"], "quality": section}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"profile": "embedded", "datasets": ["digits"], "quality": section}))
 
 
 def invoke():

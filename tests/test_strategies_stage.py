@@ -47,7 +47,7 @@ def make_project(root: Path, **overrides) -> Path:
     (root / "ti" / "digits").mkdir(parents=True)
     for c in (0, 1):
         save_file({f"<|digits {c}|>": torch.full((1, 32), 0.1 * (c + 1))}, str(root / "ti" / "digits" / f"class-{c:04d}.safetensors"))
-    params = {"profile": "test", "datasets": ["digits"], "generate": {**SETTINGS, **overrides}}
+    params = {"profile": "embedded", "datasets": ["digits"], "generate": {**SETTINGS, **overrides}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 
