@@ -14,7 +14,8 @@ import numpy as np
 
 from genbench import storage
 from genbench.features import load_features
-from genbench.metrics import cler, timed, zero_shot
+from genbench.labels import scoring_targets
+from genbench.metrics import cler, label_agreement, timed, zero_shot
 from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
 from stages.params import Field, positive
@@ -25,8 +26,9 @@ SCHEMA = {"timing_repeats": Field(int, 3, positive, help="timed repeats per metr
 
 def external_sets(paths: DatasetPaths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Feature sets to score: 'generated' (all strategies), 'generated/<strategy>', 'retrieved',
-    'original'."""
+    'original', each with its labels as the dataset's metric takes them (genbench.labels)."""
     gen_feats, gen_labels, _ = load_features(paths.features / "generated.safetensors")
+    gen_labels = targets(paths, gen_labels, "generated labels")
     strategies = storage.read_manifest(paths.generated)["strategy"].to_numpy()
     sets = {"generated": (gen_feats, gen_labels)}
     for s in dict.fromkeys(strategies):
@@ -36,14 +38,26 @@ def external_sets(paths: DatasetPaths) -> dict[str, tuple[np.ndarray, np.ndarray
         path = paths.features / f"{name}.safetensors"
         if name == "original" or path.is_file():
             feats, labels, _ = load_features(path)
-            sets[name] = (feats, labels)
+            sets[name] = (feats, targets(paths, labels, f"{name} labels"))
     return sets
+
+
+def targets(paths: DatasetPaths, labels: np.ndarray, name: str) -> np.ndarray:
+    """`labels` as the dataset's metric takes them: multi-hot for a multi-label dataset."""
+    meta = paths.read_meta()
+    return scoring_targets(labels, meta.get("task", "multiclass"), len(meta["classnames"]), name)
+
+
+def real_test_set(paths: DatasetPaths) -> tuple[np.ndarray, np.ndarray]:
+    """The real test set's features and its labels as the dataset's metric takes them."""
+    feats, labels, _ = load_features(paths.features / "test.safetensors")
+    return feats, targets(paths, labels, "test labels")
 
 
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     meta = paths.read_meta()
     out = paths.metrics / "cler.json"
-    test_feats, test_labels, _ = load_features(paths.features / "test.safetensors")
+    test_feats, test_labels = real_test_set(paths)
     text_feats, _, _ = load_features(paths.features / "text.safetensors")
     n, metric = len(meta["classnames"]), meta["metric"]
     zs, zs_times = timed(zero_shot, test_feats, test_labels, text_feats, metric=metric, repeats=p["timing_repeats"])
@@ -52,7 +66,7 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
         scores, times = timed(cler, feats, labels, test_feats, test_labels, num_classes=n, text_feats=text_feats,
                               metric=metric, repeats=p["timing_repeats"])
         scores.pop("zero_shot", None)
-        agreement = zero_shot(feats, labels, text_feats, metric="accuracy")
+        agreement = label_agreement(feats, labels, text_feats)
         result["sets"][name] = {**scores, "label_agreement": agreement, "images": len(feats)}
         result["seconds"][name] = statistics.median(times)
         result["seconds_all"] = {**result.get("seconds_all", {}), name: times}

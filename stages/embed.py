@@ -13,6 +13,7 @@ from cost.meter import Meter
 from genbench import storage
 from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, ExecutorOptions, load_encoder
 from genbench.features import cache_key, cached_features, save_features, text_prototypes
+from genbench.labels import feature_labels
 from stages.inputs import DatasetPaths
 from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
@@ -44,16 +45,22 @@ def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | N
     weights = loaded.weights_sha256
     todo, keys, reused = {}, {}, []
     for name, directory in image_sets(paths).items():
-        key = cache_key(model_id, weights, list(storage.read_manifest(directory)["sha256"]))
-        if cached_features(paths.features / f"{name}.safetensors", key) is not None:
-            reused.append(name)
-        else:
+        manifest = storage.read_manifest(directory)
+        key = cache_key(model_id, weights, list(manifest["sha256"]))
+        cached = cached_features(paths.features / f"{name}.safetensors", key)
+        if cached is None:
             todo[name], keys[name] = directory, key
+            continue
+        reused.append(name)
+        labels = feature_labels(manifest, meta.get("task", "multiclass"), len(meta["classnames"]))
+        if not np.array_equal(cached[1], labels):  # same images, labels stored in another form
+            save_features(paths.features / f"{name}.safetensors", cached[0], labels, cached[2])
     run = EMBED_EXECUTORS[executor](todo, replace(worker, weights_sha256=weights),
                                     options=ExecutorOptions(address=address, meter=Meter)) if todo else None
     encoded = 0
     for name, got in (run.sets.items() if run else ()):
-        save_features(paths.features / f"{name}.safetensors", got.features, got.manifest["class_index"].to_numpy(),
+        labels = feature_labels(got.manifest, meta.get("task", "multiclass"), len(meta["classnames"]))
+        save_features(paths.features / f"{name}.safetensors", got.features, labels,
                       {"cache_key": keys[name], "model": model_id, "set": name, "count": len(got.features)})
         encoded += len(got.features)
     protos = text_prototypes(loaded.bundle, meta["classnames"], meta["templates"], device=loaded.device)

@@ -10,7 +10,8 @@ import numpy as np
 
 from genbench import storage
 from genbench.datasets import get_dataset
-from genbench.errors import GenBenchError
+from genbench.kshot import drawn_for, kshot_indices
+from genbench.labels import manifest_label_columns
 from stages.inputs import DatasetPaths
 from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
@@ -24,29 +25,11 @@ SCHEMA = {
 }
 
 
-def kshot_indices(labels: np.ndarray, num_classes: int, shots: int, seed: int) -> np.ndarray:
-    """`shots` indices per class drawn without replacement by a seeded generator, class by class."""
-    rng = np.random.default_rng(seed)
-    picked = []
-    for cls in range(num_classes):
-        pool = np.flatnonzero(labels == cls)
-        if len(pool) < shots:
-            raise GenBenchError(f"prepare.shots = {shots} but class {cls} has only {len(pool)} training images; lower shots")
-        picked.append(np.sort(rng.choice(pool, size=shots, replace=False)))
-    return np.concatenate(picked)
-
-
-def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray) -> list[dict]:
+def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray, drawn_classes: np.ndarray | None = None) -> list[dict]:
+    columns = manifest_label_columns(labels, ds.classnames, drawn_classes)
     return [
-        {
-            "key": f"{ds.name}-{split}-{i:06d}",
-            "dataset": ds.name,
-            "split": split,
-            "class_index": int(lab),
-            "class_name": ds.classnames[int(lab)],
-            "source_index": int(src),
-        }
-        for i, (lab, src) in enumerate(zip(labels, source_idx))
+        {"key": f"{ds.name}-{split}-{i:06d}", "dataset": ds.name, "split": split, **cols, "source_index": int(src)}
+        for i, (cols, src) in enumerate(zip(columns, source_idx))
     ]
 
 
@@ -55,10 +38,10 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     root = Path(p["data_root"])
     train = ds.loader("train", root, p["image_size"])
     test = ds.loader("test", root, p["image_size"])
-    idx = kshot_indices(train.labels, ds.num_classes, p["shots"], p["seed"])
+    idx = kshot_indices(train.labels, ds.num_classes, p["shots"], p["seed"], ds.classnames)
     with storage.atomic_dir(paths.prepared) as tmp:
         storage.write_image_set(tmp / "test", test.images, _rows(ds, "test", test.labels, np.arange(len(test))))
-        storage.write_image_set(tmp / "original", train.images[idx], _rows(ds, "original", train.labels[idx], idx))
+        storage.write_image_set(tmp / "original", train.images[idx], _rows(ds, "original", train.labels[idx], idx, drawn_for(ds.num_classes, p["shots"])))
         meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test), "num_original": len(idx)}
         storage.atomic_write_json(tmp / "meta.json", meta)
     click.echo(f"prepare: {ds.name}: {len(test)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import click
 
 from genbench import storage
-from genbench.features import load_features
 from genbench.probe import linear_probe
-from stages.cler import external_sets
+from stages.cler import external_sets, real_test_set
 from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
 from stages.params import Field, fraction, non_negative
@@ -25,7 +24,7 @@ SCHEMA = {
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     meta = paths.read_meta()
     out_path = paths.metrics / "probe.json"
-    test_feats, test_labels, _ = load_features(paths.features / "test.safetensors")
+    test_feats, test_labels = real_test_set(paths)
     result = {"metric": meta["metric"], "protocol": p["protocol"], "sets": {}}
     for name, (feats, labels) in external_sets(paths).items():
         out = linear_probe(feats, labels, test_feats, test_labels, metric=meta["metric"], seed=p["seed"],

@@ -28,7 +28,7 @@ from genbench.errors import GenBenchError
 from genbench.features import cache_key, encode_texts, load_features, model_sha256
 from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
 from genbench.probe import linear_probe
-from stages.cler import external_sets
+from stages.cler import external_sets, real_test_set
 from stages.inputs import DatasetPaths
 from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, non_negative, positive
@@ -152,7 +152,7 @@ def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageRes
     bundle, model_id, device = checked or check_inputs(p, paths)
     meta = paths.read_meta()
     out = paths.metrics / "quality.json"
-    test_feats, test_labels, _ = load_features(paths.features / "test.safetensors")
+    test_feats, test_labels = real_test_set(paths)
     text_feats, _, _ = load_features(paths.features / "text.safetensors")
     sources = external_sets(paths)
 

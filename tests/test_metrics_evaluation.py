@@ -54,8 +54,15 @@ def _sklearn_eleven_point(scores, labels):
     aps = []
     for c in range(labels.shape[1]):
         precision, recall, _ = precision_recall_curve(labels[:, c], scores[:, c])
+        precision, recall = precision[:-1], recall[:-1]  # the closing (0, 1) point is no threshold
         aps.append(np.mean([precision[recall >= k / 10].max() for k in range(11)]))
     return 100 * np.mean(aps)
+
+
+def test_map_11point_top_ranked_negative_has_no_free_point_at_recall_0():
+    # ranks neg, pos, neg, pos: (P, R) = (0, 0), (1/2, 1/2), (1/3, 1/2), (1/2, 1); every one of
+    # the 11 recall levels reaches precision 1/2 at best (VOCevalcls.m: max(prec(rec >= t))).
+    assert evaluate("map_11point", [[0.9], [0.8], [0.7], [0.6]], [[0], [1], [0], [1]]) == pytest.approx(50.0)
 
 
 def test_map_11point_matches_sklearn_precision_recall_curve_with_ties():

@@ -3,7 +3,7 @@ distribution distances (Frechet distance in feature space, proxy-A distance), CL
 text similarity, correlations across runs, and a timing helper. Inputs may be numpy arrays or
 torch tensors; results are plain Python floats (scores in percent)."""
 
-from genbench.metrics.cler import class_prototypes, cler, zero_shot
+from genbench.metrics.cler import class_prototypes, cler, label_agreement, zero_shot
 from genbench.metrics.clip_score import clip_score
 from genbench.metrics.correlation import correlations
 from genbench.metrics.distribution import frechet_distance, proxy_a_distance
@@ -19,6 +19,7 @@ __all__ = [
     "correlations",
     "evaluate",
     "frechet_distance",
+    "label_agreement",
     "mean_text_similarity",
     "per_class_text_similarity",
     "proxy_a_distance",

@@ -1,8 +1,8 @@
 """CLER (class-centred recognition) score and the CLIP zero-shot baseline it is compared with.
 
 CLER: L2-normalise the image features of the external images (generated, retrieved or original);
-the prototype of class j is the mean of the normalised features of the images labelled j,
-renormalised; each L2-normalised test feature gets the logits cos(test, prototype_j); the score is
+the prototype of class j is the mean of the normalised features of the images labelled j (for
+multi-hot labels: the images positive for j), renormalised; each L2-normalised test feature gets the logits cos(test, prototype_j); the score is
 the dataset metric of those logits on the real test set, in percent.
 
 Zero-shot: the same with the CLIP text prototypes (one (D,) text embedding per class, e.g. the
@@ -19,30 +19,40 @@ from __future__ import annotations
 import numpy as np
 
 from genbench.errors import GenBenchError
-from genbench.metrics.arrays import as_int_labels, as_matrix, l2_normalize
+from genbench.metrics.arrays import as_int_labels, as_matrix, as_multi_hot, l2_normalize, to_numpy
 from genbench.metrics.evaluation import check_metric, evaluate
 
 
 def class_prototypes(feats, labels, *, num_classes: int) -> np.ndarray:
     """(C, D) unit-norm class prototypes: per class, the renormalised mean of L2-normalised rows.
 
-    Raises GenBenchError naming every class index that has no row, rather than using a zero
-    prototype that would silently lose all its test images.
+    `labels` are integer class indices (N,) or multi-hot rows (N, C); with multi-hot rows an image
+    counts towards the prototype of every class it is positive for. Raises GenBenchError naming
+    every class index that has no row, rather than using a zero prototype that would silently lose
+    all its test images.
     """
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise GenBenchError(f"num_classes must be a positive integer, got {num_classes!r}")
     feats = l2_normalize(as_matrix(feats, "gen_feats"), "gen_feats")
-    labels = as_int_labels(labels, "gen_labels", num_rows=len(feats), num_classes=num_classes)
-    counts = np.bincount(labels, minlength=num_classes)
+    multi_hot = to_numpy(labels).ndim == 2
+    if multi_hot:
+        members = as_multi_hot(labels, "gen_labels", num_rows=len(feats), num_classes=num_classes)
+        counts = members.sum(axis=0)
+    else:
+        labels = as_int_labels(labels, "gen_labels", num_rows=len(feats), num_classes=num_classes)
+        counts = np.bincount(labels, minlength=num_classes)
     missing = np.flatnonzero(counts == 0)
     if len(missing):
         raise GenBenchError(
             f"no images for class index(es) {missing.tolist()} of {num_classes}; "
             "every class needs at least one image to form its prototype"
         )
-    order = np.argsort(labels, kind="stable")
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
-    sums = np.add.reduceat(feats[order], starts, axis=0)
+    if multi_hot:
+        sums = members.T.astype(np.float64) @ feats
+    else:
+        order = np.argsort(labels, kind="stable")
+        starts = np.r_[0, np.cumsum(counts)[:-1]]
+        sums = np.add.reduceat(feats[order], starts, axis=0)
     return l2_normalize(sums / counts[:, None], "class prototypes (the images of a class cancel out)")
 
 
@@ -62,7 +72,8 @@ def _text_prototypes(text_feats, num_classes: int, dims: int) -> np.ndarray:
 
 def cler(gen_feats, gen_labels, test_feats, test_labels, *, num_classes: int, text_feats=None,
          metric: str = "accuracy") -> dict:
-    """CLER of external images (`gen_feats` (M, D), integer `gen_labels` (M,)) on the real test set.
+    """CLER of external images (`gen_feats` (M, D), integer `gen_labels` (M,) or multi-hot (M, C))
+    on the real test set.
 
     `test_labels` are whatever `metric` takes (integer, or multi-hot for map_11point). Returns
     {"cler"} and, when `text_feats` (C, D) is given, also {"zero_shot", "cler_ensemble",
@@ -90,3 +101,17 @@ def zero_shot(test_feats, test_labels, text_feats, *, metric: str = "accuracy") 
     text = as_matrix(text_feats, "text_feats")
     test = _test_matrix(test_feats, text.shape[1])
     return evaluate(metric, test @ l2_normalize(text, "text_feats").T, test_labels)
+
+
+def label_agreement(feats, labels, text_feats) -> float:
+    """Share (%) of images whose zero-shot class (arg-max cosine with the (C, D) text prototypes)
+    is one they are labelled with: their class for integer labels (N,), any positive class for
+    multi-hot labels (N, C)."""
+    text = as_matrix(text_feats, "text_feats")
+    test = _test_matrix(feats, text.shape[1])
+    predicted = (test @ l2_normalize(text, "text_feats").T).argmax(axis=1)
+    if to_numpy(labels).ndim == 2:
+        members = as_multi_hot(labels, "labels", num_rows=len(test), num_classes=len(text))
+        return float(100.0 * np.mean(members[np.arange(len(test)), predicted] == 1))
+    labels = as_int_labels(labels, "labels", num_rows=len(test), num_classes=len(text))
+    return float(100.0 * np.mean(predicted == labels))
