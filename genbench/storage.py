@@ -89,8 +89,13 @@ def encode_png(image: np.ndarray | Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def decode_png_image(data: bytes) -> Image.Image:
+    """PNG bytes -> RGB PIL image, fully read."""
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
 def decode_png(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return np.asarray(decode_png_image(data))
 
 
 def shard_name(index: int) -> str:
