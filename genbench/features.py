@@ -3,12 +3,19 @@
 A feature file holds `features` (N, D) float32, `labels` (N,) or (N, C) and a JSON metadata
 string (model name, image set, count), so an image set is encoded once per model and every
 metric reuses it.
+
+Images are encoded from a stream (`encode_stream`): `workers` threads decode and preprocess one
+batch while the model encodes the one before (PIL and torch release the GIL), so at most two
+batches of decoded images are held, however large the set.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -18,22 +25,59 @@ from tqdm.auto import tqdm
 from genbench import storage
 from genbench.clip_models import ClipBundle
 
+T = TypeVar("T")
+
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def preprocessed_batches(preprocess: Callable, items: Iterable[T], to_image: Callable[[T], Image.Image], *,
+                         batch_size: int, workers: int = 0) -> Iterator[torch.Tensor]:
+    """(B, 3, H, W) tensors of `preprocess(to_image(item))`, `batch_size` items at a time, in
+    order. With `workers` threads the next batch is prepared while the caller uses the current
+    one; `items` is read lazily, one batch ahead."""
+    items = iter(items)
+
+    def prepare(item: T) -> torch.Tensor:
+        return preprocess(to_image(item))
+
+    def chunk() -> list[T]:
+        return list(itertools.islice(items, batch_size))
+
+    if workers <= 0:
+        while batch := chunk():
+            yield torch.stack([prepare(x) for x in batch])
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending = [pool.submit(prepare, x) for x in chunk()]
+        while pending:
+            current, pending = pending, [pool.submit(prepare, x) for x in chunk()]
+            yield torch.stack([f.result() for f in current])
+
+
 @torch.no_grad()
-def encode_images(bundle: ClipBundle, images: np.ndarray, *, batch_size: int = 256, device: str = "cpu",
-                  progress: bool = True, desc: str = "embed") -> np.ndarray:
+def encode_stream(bundle: ClipBundle, items: Iterable[T], to_image: Callable[[T], Image.Image], *,
+                  batch_size: int = 256, workers: int = 0, device: str = "cpu", progress: bool = False,
+                  desc: str = "embed", total: int | None = None) -> np.ndarray:
+    """Normalised CLIP image features (N, D) of a stream of items (arrays, PNG bytes, ...) that
+    `to_image` turns into PIL images; (0, 0) for an empty stream."""
     model = bundle.model.to(device)
     chunks = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", disable=not progress):
-        batch = torch.stack([bundle.preprocess(Image.fromarray(img)) for img in images[start : start + batch_size]])
+    batches = preprocessed_batches(bundle.preprocess, items, to_image, batch_size=batch_size, workers=workers)
+    steps = None if total is None else -(-total // batch_size)
+    for batch in tqdm(batches, total=steps, desc=desc, unit="batch", disable=not progress):
         chunks.append(_normalise(model.encode_image(batch.to(device)).float()).cpu())
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(chunks).numpy()
+
+
+def encode_images(bundle: ClipBundle, images: np.ndarray, *, batch_size: int = 256, device: str = "cpu",
+                  progress: bool = True, desc: str = "embed", workers: int = 0) -> np.ndarray:
+    """Normalised CLIP image features of uint8 (N, H, W, 3) images."""
+    return encode_stream(bundle, images, Image.fromarray, batch_size=batch_size, workers=workers, device=device,
+                         progress=progress, desc=desc, total=len(images))
 
 
 @torch.no_grad()

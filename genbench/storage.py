@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import tarfile
@@ -88,8 +89,13 @@ def encode_png(image: np.ndarray | Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def decode_png_image(data: bytes) -> Image.Image:
+    """PNG bytes -> RGB PIL image, fully read."""
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
 def decode_png(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return np.asarray(decode_png_image(data))
 
 
 def shard_name(index: int) -> str:
@@ -104,8 +110,9 @@ class Record:
     row: dict
 
 
-def write_shard(directory: str | Path, index: int, records: list[Record], plan_hash: str) -> list[dict]:
-    """Write shard `index` atomically and return its manifest rows (with sha256 and shard)."""
+def write_shard(directory: str | Path, index: int, records: Iterable[Record], plan_hash: str) -> list[dict]:
+    """Write shard `index` atomically and return its manifest rows (with sha256 and shard).
+    `records` is read once, in order, each written as it comes (a generator streams)."""
     directory = Path(directory)
     name = shard_name(index)
     rows = []
@@ -214,8 +221,22 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 def write_image_set(directory: str | Path, images: np.ndarray, rows: list[dict], shard_size: int = 1000) -> pd.DataFrame:
     """Write a whole image set (shards, sidecars, manifest) into `directory`."""
-    all_rows = []
-    for index, start in enumerate(range(0, len(rows), shard_size)):
-        records = [Record(png=encode_png(img), row=row) for img, row in zip(images[start : start + shard_size], rows[start : start + shard_size])]
+    return write_image_stream(directory, zip(images, rows), shard_size)
+
+
+def write_image_stream(directory: str | Path, items: Iterable[tuple[np.ndarray, dict]],
+                       shard_size: int = 1000) -> pd.DataFrame:
+    """Write an image set from (image, manifest row) pairs as they come: each image is encoded
+    and written into the open shard before the next is taken, so no more than one is held here.
+    The files are those `write_image_set` writes for the same images and rows."""
+    items = iter(items)
+    all_rows, index = [], 0
+    while True:
+        chunk = itertools.islice(items, shard_size)
+        first = next(chunk, None)
+        if first is None:
+            break
+        records = (Record(png=encode_png(img), row=row) for img, row in itertools.chain([first], chunk))
         all_rows.extend(write_shard(directory, index, records, plan_hash="static"))
+        index += 1
     return write_manifest(directory, all_rows)

@@ -1,6 +1,7 @@
 """Stage `embed`: CLIP image features of the test, original and generated sets, and the text
 prototypes of the classes. A set is re-encoded only when its images or the model change (the
-features carry a cache key of model weights and image hashes)."""
+features carry a cache key of model weights and image hashes). Shards are read as they are
+encoded: `workers` threads decode the next batch while the model encodes the current one."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ SCHEMA = {
     "pretrained": Field((str, type(None)), None, help="open_clip pretrained tag or checkpoint path"),
     "device": Field(str, "auto"),
     "batch_size": Field(int, 256, positive),
+    "workers": Field(int, 4, non_negative, help="threads decoding and preprocessing the next batch (0: in line)"),
     "seed": Field(int, 0, non_negative),
 }
 OPTIONAL_SETS = ("retrieved",)
@@ -38,7 +40,8 @@ def image_sets(paths: DatasetPaths) -> dict:
 
 def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | None = None) -> StageResult:
     meta = paths.read_meta()
-    worker = EmbeddingWorker(p["model"], p["pretrained"], seed=p["seed"], device=p["device"], batch_size=p["batch_size"])
+    worker = EmbeddingWorker(p["model"], p["pretrained"], seed=p["seed"], device=p["device"], batch_size=p["batch_size"],
+                             decode_workers=p["workers"])
     # this process's copy gives the weights hash and the text prototypes; Ray workers load their own
     loaded = load_encoder(worker if executor == "local" else replace(worker, device="cpu"))
     model_id = f"{p['model']}|{p['pretrained']}"

@@ -1,5 +1,9 @@
 """Stage `prepare`: the dataset's real test split and the k-shot original training set, as image
-shards with manifests, plus the dataset metadata (class names, templates, metric) later stages read."""
+shards with manifests, plus the dataset metadata (class names, templates, metric) later stages read.
+
+Labels are read first; only the k-shot images and the test images are decoded, `batch_size` at
+a time by `workers` threads, and written into the shards as they come, so memory does not grow
+with the size of either split."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from genbench import storage
 from genbench.datasets import get_dataset
 from genbench.kshot import drawn_for, kshot_indices
 from genbench.labels import manifest_label_columns
+from genbench.subsample import per_class_subsample
 from stages.inputs import DatasetPaths
 from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
@@ -22,6 +27,10 @@ SCHEMA = {
     "shots": Field(int, 16, positive, help="original training images per class"),
     "seed": Field(int, 0, non_negative),
     "data_root": Field(str, "data/raw"),
+    "test_per_class": Field((int, type(None)), None, positive,
+                            help="null: the whole test split; N: a seeded subsample of at most N per class"),
+    "batch_size": Field(int, 256, positive, help="images decoded per batch"),
+    "workers": Field(int, 4, positive, help="decoding threads"),
 }
 
 
@@ -33,19 +42,28 @@ def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray, drawn_clas
     ]
 
 
+def _write_split(directory: Path, ds, split: str, reader, indices: np.ndarray, p: dict,
+                 drawn_classes: np.ndarray | None = None) -> None:
+    """The images of `reader` at `indices` as an image set, decoded and written batch by batch."""
+    rows = _rows(ds, split, reader.labels[indices], indices, drawn_classes)
+    images = reader.images(indices, batch_size=p["batch_size"], workers=p["workers"])
+    storage.write_image_stream(directory, zip(images, rows))
+
+
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     ds = get_dataset(paths.dataset)
     root = Path(p["data_root"])
-    train = ds.loader("train", root, p["image_size"])
-    test = ds.loader("test", root, p["image_size"])
+    train = ds.open_split("train", root, p["image_size"])
+    test = ds.open_split("test", root, p["image_size"])
     idx = kshot_indices(train.labels, ds.num_classes, p["shots"], p["seed"], ds.classnames)
+    test_idx = per_class_subsample(test.labels, ds.num_classes, p["test_per_class"], p["seed"])
     with storage.atomic_dir(paths.prepared) as tmp:
-        storage.write_image_set(tmp / "test", test.images, _rows(ds, "test", test.labels, np.arange(len(test))))
-        storage.write_image_set(tmp / "original", train.images[idx], _rows(ds, "original", train.labels[idx], idx, drawn_for(ds.num_classes, p["shots"])))
-        meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test), "num_original": len(idx)}
+        _write_split(tmp / "test", ds, "test", test, test_idx, p)
+        _write_split(tmp / "original", ds, "original", train, idx, p, drawn_for(ds.num_classes, p["shots"]))
+        meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test_idx), "num_original": len(idx)}
         storage.atomic_write_json(tmp / "meta.json", meta)
-    click.echo(f"prepare: {ds.name}: {len(test)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")
-    return StageResult(metrics={"num_test": len(test), "num_original": len(idx)}, items=len(idx))
+    click.echo(f"prepare: {ds.name}: {len(test_idx)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")
+    return StageResult(metrics={"num_test": len(test_idx), "num_original": len(idx)}, items=len(idx))
 
 
 @click.command("prepare")

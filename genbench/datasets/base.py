@@ -67,6 +67,16 @@ class DatasetSpec:
     def num_classes(self) -> int:
         return len(self.classnames)
 
+    def open_split(self, split: str, root: Path, image_size: int):
+        """The split's label-first reader (`genbench.datasets.access.SplitReader`): labels now,
+        images decoded only when asked for. A loader without an `open` of its own is read whole."""
+        from genbench.datasets.access import SplitReader
+
+        opener = getattr(self.loader, "open", None)
+        if opener is not None:
+            return opener(split, Path(root), image_size)
+        return SplitReader.in_memory(self.loader(split, Path(root), image_size))
+
     @classmethod
     def from_metadata(cls, meta: dict) -> "DatasetSpec":
         """A spec rebuilt from `metadata()` output (as prepared data carries it); it has no loader."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from genbench.datasets.access import ReaderLoader, SplitReader
 from genbench.datasets.base import DatasetSpec, LabeledImages
 
 SPLIT_SEED = 0
@@ -51,12 +52,20 @@ def to_rgb(images8: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def load(split: str, root: Path, image_size: int) -> LabeledImages:
+def open_digits(split: str, root: Path, image_size: int) -> SplitReader:
+    """The split's labels; images scaled from the 8x8 scans when asked for."""
     from sklearn.datasets import load_digits
 
     idx = _split_indices()[split]
     digits = load_digits()
-    return LabeledImages(images=to_rgb(digits.images[idx], image_size), labels=digits.target[idx].astype(np.int64))
+    scans = digits.images[idx]
+    return SplitReader(labels=digits.target[idx].astype(np.int64),
+                       decode_one=lambda i: to_rgb(scans[i : i + 1], image_size)[0], image_size=image_size)
+
+
+def load(split: str, root: Path, image_size: int) -> LabeledImages:
+    """The whole split in memory."""
+    return open_digits(split, root, image_size).load()
 
 
 DIGITS = DatasetSpec(
@@ -65,7 +74,7 @@ DIGITS = DatasetSpec(
     classnames=CLASSNAMES,
     templates=TEMPLATES,
     metric="accuracy",
-    loader=load,
+    loader=ReaderLoader(open_digits),
     aliases=("sklearn-digits",),
     source="scikit-learn (sklearn.datasets.load_digits), shipped with the package",
     notes="Embedded default: real 8x8 handwritten digit scans, upscaled; closest paper dataset: MNIST.",

@@ -9,15 +9,15 @@ taken from the current directory when the dataset is registered; the data root i
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
-from genbench.datasets.base import METRICS, DatasetSpec, LabeledImages
-from genbench.datasets.images import square_rgb, stack_arrays
-from genbench.datasets.sources import Source, SourceLoader, normalise
+from genbench.datasets.access import SplitReader
+from genbench.datasets.base import METRICS, DatasetSpec
+from genbench.datasets.sources import Source, SourceLoader, image_file_decoder, normalise
 from genbench.errors import GenBenchError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm")
@@ -33,13 +33,14 @@ def class_folders(root: Path) -> list[str]:
     return []
 
 
-def read_image_folder(split: str, location: Path, size: int, classnames: Sequence[str],
-                      dataset: str) -> LabeledImages:
+def open_image_folder(split: str, location: Path, size: int, classnames: Sequence[str],
+                      dataset: str) -> SplitReader:
+    """The split's labels from its folder names; images decoded only when asked for."""
     split_dir = location / split
     if not split_dir.is_dir():
         raise GenBenchError(f"dataset {dataset!r}: image folder {location} has no {split!r} split ({split_dir} is missing)")
     index = {normalise(c): i for i, c in enumerate(classnames)}
-    images, labels = [], []
+    files, labels = [], []
     for folder in sorted(p for p in split_dir.iterdir() if p.is_dir()):
         label = index.get(normalise(folder.name))
         if label is None:
@@ -47,12 +48,12 @@ def read_image_folder(split: str, location: Path, size: int, classnames: Sequenc
                 f"dataset {dataset!r}: folder {folder} is not one of its classes ({', '.join(classnames[:5])}, ...); "
                 "rename it or pass its name in classnames"
             )
-        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            with Image.open(path) as image:
-                images.append(square_rgb(image, size))
-            labels.append(label)
-    stacked = stack_arrays(images, size)
-    return LabeledImages(images=stacked, labels=np.asarray(labels, dtype=np.int64))
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+        files.extend(folder / n for n in names)
+        labels.extend([label] * len(names))
+    return SplitReader(labels=np.asarray(labels, dtype=np.int64), decode_one=image_file_decoder(files, size),
+                       image_size=size)
 
 
 def image_folder_spec(name: str, root: str | Path, classnames: Sequence[str] | None = None,
@@ -76,14 +77,14 @@ def image_folder_spec(name: str, root: str | Path, classnames: Sequence[str] | N
     if len({normalise(c) for c in classnames}) != len(classnames):
         raise GenBenchError(f"class names of dataset {name!r} repeat (ignoring case and '_'): {classnames}")
 
-    def read(split: str, location: Path, size: int, names: Sequence[str]) -> LabeledImages:
-        return read_image_folder(split, location, size, names, name)
+    def open_split(split: str, location: Path, size: int, names: Sequence[str]) -> SplitReader:
+        return open_image_folder(split, location, size, names, name)
 
     source = Source(
         kind="image_folder",
         subdir=str(root),
         marker="test",
-        read=read,
+        open=open_split,
         how_to_get="create {location}/test/<class name>/ (and train/) folders of images",
     )
     return DatasetSpec(

@@ -20,23 +20,22 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
-from genbench.datasets.base import LabeledImages
-from genbench.datasets.images import square_rgb, stack_arrays
-from genbench.datasets.sources import Source, read_class_folders
-from genbench.datasets.torchvision_source import Recipe, read_recipe, tv_datasets
+from genbench.datasets.access import SplitReader
+from genbench.datasets.sources import Source, image_file_decoder, open_class_folders
+from genbench.datasets.torchvision_source import Recipe, open_recipe, tv_datasets
 from genbench.errors import GenBenchError
 
 HATEFUL_MEMES_LABELS = {0: "not hateful", 1: "hateful"}
 HATEFUL_MEMES_FILES = {"train": "train.jsonl", "test": "dev_seen.jsonl"}
 
 
-def read_hateful_memes(split: str, location: Path, size: int, classnames: Sequence[str]) -> LabeledImages:
+def open_hateful_memes(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
+    """Labels from the jsonl file; each meme's image decoded when asked for."""
     path = location / HATEFUL_MEMES_FILES[split]
     if not path.is_file():
         raise GenBenchError(f"dataset 'hateful-memes': {path} is missing; unpack the full release into {location}")
-    images, labels = [], []
+    files, labels = [], []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -46,32 +45,31 @@ def read_hateful_memes(split: str, location: Path, size: int, classnames: Sequen
         label = int(row["label"])
         if label not in HATEFUL_MEMES_LABELS:
             raise GenBenchError(f"dataset 'hateful-memes': line {number} of {path} has label {label}, expected 0 or 1")
-        with Image.open(location / row["img"]) as image:
-            images.append(square_rgb(image, size))
+        files.append(location / row["img"])
         labels.append(label)
-    stacked = stack_arrays(images, size)
-    return LabeledImages(images=stacked, labels=np.asarray(labels, dtype=np.int64))
+    return SplitReader(labels=np.asarray(labels, dtype=np.int64), decode_one=image_file_decoder(files, size),
+                       image_size=size)
 
 
 HATEFUL_MEMES = Source(
     kind="manual",
     subdir="hateful_memes",
     marker="dev_seen.jsonl",
-    read=read_hateful_memes,
+    open=open_hateful_memes,
     how_to_get="licensed by Meta for research use: request it at https://hatefulmemeschallenge.com "
     "(or accept the terms of a gated copy on the Hugging Face hub) and unpack it so that "
     "{location}/dev_seen.jsonl, {location}/train.jsonl and {location}/img/ exist",
 )
 
-def read_resisc45(split: str, location: Path, size: int, classnames: Sequence[str]) -> LabeledImages:
-    return read_class_folders(location, split, size, classnames, "resisc-45", test_per_class=560)
+def open_resisc45(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
+    return open_class_folders(location, split, size, classnames, "resisc-45", test_per_class=560)
 
 
 RESISC45 = Source(
     kind="manual",
     subdir="NWPU-RESISC45",
     marker="airplane",
-    read=read_resisc45,
+    open=open_resisc45,
     how_to_get="download NWPU-RESISC45.rar, the authors' release (linked from TensorFlow Datasets' "
     "resisc45 page, https://www.tensorflow.org/datasets/catalog/resisc45), and unpack it so that "
     "{location}/<class>/*.jpg exist",
@@ -97,10 +95,10 @@ _FER2013 = Recipe(
 
 
 def _manual(recipe: Recipe, dataset: str, subdir: str) -> Source:
-    def read(split: str, location: Path, size: int, classnames: Sequence[str]) -> LabeledImages:
-        return read_recipe(recipe, split, location, size, classnames, dataset)
+    def open_split(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
+        return open_recipe(recipe, split, location, size, classnames, dataset)
 
-    return Source(kind="manual", subdir=subdir, marker=recipe.marker, read=read, how_to_get=recipe.call)
+    return Source(kind="manual", subdir=subdir, marker=recipe.marker, open=open_split, how_to_get=recipe.call)
 
 
 IMAGENET = _manual(_IMAGENET, "imagenet-1k", "imagenet")

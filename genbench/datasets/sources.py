@@ -2,27 +2,32 @@
 
 A `Source` is one on-disk copy of a dataset below the data root (a torchvision layout, a CLIP
 benchmark WebDataset mirror, a manual download, an image folder). `SourceLoader` is the
-`Loader` of every registered benchmark dataset: it reads the first source present and, when
+`Loader` of every registered benchmark dataset: it opens the first source present and, when
 none is, raises one `GenBenchError` naming the dataset, each place it looked and how to get it.
+Sources open a split label first (`access.SplitReader`): labels without decoding, then only the
+images asked for.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from genbench.datasets.access import SplitReader
 from genbench.datasets.base import LabeledImages
-from genbench.datasets.images import square_rgb, stack_arrays
+from genbench.datasets.images import square_rgb
 from genbench.errors import GenBenchError
 
 SPLITS = ("train", "test")
+READ_ERRORS = (OSError, RuntimeError, ValueError, KeyError, EOFError)
 
-# read(split, location, image_size, classnames) -> LabeledImages, labels in the registry's class order
-Reader = Callable[[str, Path, int, Sequence[str]], LabeledImages]
+# open(split, location, image_size, classnames) -> SplitReader, labels in the registry's class order
+SourceOpener = Callable[[str, Path, int, Sequence[str]], SplitReader]
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class Source:
     kind: str
     subdir: str
     marker: str | tuple[str, ...]
-    read: Reader
+    open: SourceOpener
     how_to_get: str
 
     def location(self, root: Path) -> Path:
@@ -62,7 +67,9 @@ class SourceLoader:
     def available(self, root: Path) -> Source | None:
         return next((src for src in self.sources if src.available(Path(root))), None)
 
-    def __call__(self, split: str, root: Path, image_size: int) -> LabeledImages:
+    def open(self, split: str, root: Path, image_size: int) -> SplitReader:
+        """The split's label-first reader; a copy that cannot be read, now or when an image is
+        decoded later, is one `GenBenchError` saying how to replace it."""
         if split not in SPLITS:
             raise GenBenchError(f"split {split!r} of dataset {self.dataset!r} does not exist; use one of {SPLITS}")
         if not isinstance(image_size, int) or image_size <= 0:
@@ -70,13 +77,27 @@ class SourceLoader:
         source = self.available(Path(root))
         if source is None:
             raise GenBenchError(self.missing_message(Path(root)))
+        location = source.location(Path(root))
+        with self._reported(source, location):
+            reader = source.open(split, location, image_size, self.classnames)
+
+        def decode_one(i: int) -> np.ndarray:
+            with self._reported(source, location):
+                return reader.decode_one(i)
+
+        return SplitReader(labels=reader.labels, decode_one=decode_one, image_size=reader.image_size)
+
+    def __call__(self, split: str, root: Path, image_size: int) -> LabeledImages:
+        return self.open(split, root, image_size).load()
+
+    @contextmanager
+    def _reported(self, source: Source, location: Path):
         try:
-            return source.read(split, source.location(Path(root)), image_size, self.classnames)
+            yield
         except GenBenchError:
             raise
-        except (OSError, RuntimeError, ValueError, KeyError, EOFError) as exc:
+        except READ_ERRORS as exc:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            location = source.location(Path(root))
             raise GenBenchError(
                 f"dataset {self.dataset!r}: the {source.kind} copy at {location} could not be read ({first_line}); "
                 f"replace it with a complete copy: {source.how_to_get.format(location=location)}"
@@ -137,20 +158,34 @@ def per_class_split(labels: np.ndarray, split: str, *, test_per_class: int | Non
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
-def remap(images: np.ndarray, labels: np.ndarray, mapping: np.ndarray) -> LabeledImages:
-    """Apply a `label_map` to single-label data."""
+def map_labels(labels: np.ndarray, mapping: np.ndarray) -> np.ndarray:
+    """Apply a `label_map` to single-label ids."""
     labels = np.asarray(labels, dtype=np.int64)
     if labels.size and (labels.min() < 0 or labels.max() >= len(mapping)):
         raise GenBenchError(f"label {int(labels.max())} is outside the {len(mapping)} classes of the dataset")
-    return LabeledImages(images=images, labels=mapping[labels].astype(np.int64))
+    return mapping[labels].astype(np.int64)
 
 
-def read_class_folders(base: Path, split: str, size: int, classnames: Sequence[str], dataset: str,
-                       **split_sizes: int) -> LabeledImages:
-    """`<base>/<class>/*.jpg` without an official split: the sorted folders are the label ids and
-    `per_class_split(..., **split_sizes)` picks the split's images; only those are decoded."""
+def remap(images: np.ndarray, labels: np.ndarray, mapping: np.ndarray) -> LabeledImages:
+    """Apply a `label_map` to single-label data."""
+    return LabeledImages(images=images, labels=map_labels(labels, mapping))
+
+
+def image_file_decoder(files: Sequence[Path], size: int):
+    """decode(i) of a list of image files: the i-th file, square and resized (`square_rgb`)."""
     from PIL import Image
 
+    def decode_one(i: int) -> np.ndarray:
+        with Image.open(files[i]) as image:
+            return square_rgb(image, size)
+
+    return decode_one
+
+
+def open_class_folders(base: Path, split: str, size: int, classnames: Sequence[str], dataset: str,
+                       **split_sizes: int) -> SplitReader:
+    """`<base>/<class>/*.jpg` without an official split: the sorted folders are the label ids and
+    `per_class_split(..., **split_sizes)` picks the split's images; labels come from the paths."""
     folders = sorted(p for p in base.iterdir() if p.is_dir())
     files, labels = [], []
     for label, folder in enumerate(folders):
@@ -159,8 +194,6 @@ def read_class_folders(base: Path, split: str, size: int, classnames: Sequence[s
             labels.append(label)
     labels = np.asarray(labels, dtype=np.int64)
     chosen = per_class_split(labels, split, **split_sizes)
-    images = []
-    for i in chosen:
-        with Image.open(files[i]) as image:
-            images.append(square_rgb(image, size))
-    return remap(stack_arrays(images, size), labels[chosen], label_map([f.name for f in folders], classnames, dataset))
+    mapping = label_map([f.name for f in folders], classnames, dataset)
+    return SplitReader(labels=map_labels(labels[chosen], mapping),
+                       decode_one=image_file_decoder([files[i] for i in chosen], size), image_size=size)

@@ -3,6 +3,10 @@
 The classes are always called with `download=False`: a missing copy is reported with the exact
 call that fetches it. Datasets without an official split (EuroSAT, SUN397, Caltech-101) get a
 seeded per-class split (`sources.per_class_split`) whose sizes follow the CLIP paper's.
+
+Labels are read from what a dataset object holds without decoding (its `targets`, `_labels` or
+`_samples` lists; PatchCamelyon's label file; VOC's annotation XML); `ds[i]` decodes image i
+only when it is asked for.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from genbench.datasets.base import LabeledImages
-from genbench.datasets.images import square_rgb, stack_arrays
-from genbench.datasets.sources import Source, label_map, per_class_split, read_class_folders, remap
+from genbench.datasets.access import SplitReader
+from genbench.datasets.images import square_rgb
+from genbench.datasets.sources import Source, label_map, map_labels, open_class_folders, per_class_split
 from genbench.errors import GenBenchError
 
 
@@ -23,7 +27,8 @@ from genbench.errors import GenBenchError
 class Recipe:
     """How one torchvision class is built and read. `build(root, split)` returns the dataset
     object; `select(dataset, split)` returns the indices of the split when the class has none;
-    `names(dataset)` the class names the class reports, to check against the registry's."""
+    `names(dataset)` the class names the class reports, to check against the registry's;
+    `targets(dataset)` every image's label as the class gives it, read without decoding."""
 
     marker: str | tuple[str, ...]
     build: Callable[[Path, str], Any]
@@ -31,6 +36,33 @@ class Recipe:
     select: Callable[[Any, str], np.ndarray] | None = None
     names: Callable[[Any], Sequence[str] | None] = lambda ds: getattr(ds, "classes", None)
     multilabel: bool = False
+    targets: Callable[[Any], np.ndarray] = lambda ds: listed_targets(ds)
+
+
+def listed_targets(ds) -> np.ndarray:
+    """The label list torchvision dataset classes keep beside their file lists."""
+    for attr in ("targets", "_labels"):
+        if hasattr(ds, attr):
+            return np.asarray(getattr(ds, attr), dtype=np.int64)
+    for attr in ("_samples", "samples"):
+        if hasattr(ds, attr):
+            return np.asarray([sample[1] for sample in getattr(ds, attr)], dtype=np.int64)
+    raise ValueError(f"{type(ds).__name__} keeps no label list (targets, _labels or _samples)")
+
+
+def pcam_targets(ds) -> np.ndarray:
+    """PatchCamelyon's labels, read from its `_y.h5` file (as `PCAM.__getitem__` reads them)."""
+    import h5py
+
+    with h5py.File(ds._base_folder / ds._FILES[ds._split]["targets"][0]) as targets:
+        return np.asarray(targets["y"][:, 0, 0, 0], dtype=np.int64)
+
+
+def voc_annotations(ds) -> list[dict]:
+    """Every image's annotation, parsed from its XML file as `VOCDetection.__getitem__` does."""
+    from xml.etree.ElementTree import parse
+
+    return [ds.parse_voc_xml(parse(path).getroot()) for path in ds.annotations]
 
 
 def tv_datasets():
@@ -108,6 +140,7 @@ RECIPES: dict[str, Recipe] = {
         _pcam,
         "pip install h5py, then torchvision.datasets.PCAM(root='{location}', split='test', download=True)",
         names=lambda ds: None,
+        targets=pcam_targets,
     ),
     "eurosat": Recipe(
         "eurosat/2750",
@@ -143,6 +176,7 @@ RECIPES: dict[str, Recipe] = {
         "torchvision.datasets.VOCDetection(root='{location}', year='2007', image_set='test', download=True)",
         names=lambda ds: None,
         multilabel=True,
+        targets=voc_annotations,
     ),
 }
 
@@ -159,45 +193,45 @@ def voc_multi_hot(annotation: dict, classnames: Sequence[str]) -> np.ndarray:
     return row
 
 
-def read_recipe(recipe: Recipe, split: str, root: Path, size: int, classnames: Sequence[str],
-                dataset: str) -> LabeledImages:
+def open_recipe(recipe: Recipe, split: str, root: Path, size: int, classnames: Sequence[str],
+                dataset: str) -> SplitReader:
+    """The split's labels from the dataset object's lists; image i decoded by `ds[i]` on demand."""
     ds = recipe.build(root, split)
     indices = recipe.select(ds, split) if recipe.select is not None else np.arange(len(ds))
-    images, targets = [], []
-    for i in indices:
-        image, target = ds[int(i)]
-        images.append(square_rgb(image, size))
-        targets.append(target)
-    stacked = stack_arrays(images, size)
+    targets = recipe.targets(ds)
     if recipe.multilabel:
-        rows = [voc_multi_hot(t, classnames) for t in targets]
+        rows = [voc_multi_hot(targets[int(i)], classnames) for i in indices]
         labels = np.stack(rows) if rows else np.zeros((0, len(classnames)), dtype=np.int64)
-        return LabeledImages(images=stacked, labels=labels)
-    mapping = label_map(recipe.names(ds), classnames, dataset)
-    return remap(stacked, np.asarray(targets, dtype=np.int64), mapping)
+    else:
+        labels = map_labels(np.asarray(targets, dtype=np.int64)[indices], label_map(recipe.names(ds), classnames, dataset))
+
+    def decode_one(j: int) -> np.ndarray:
+        return square_rgb(ds[int(indices[j])][0], size)
+
+    return SplitReader(labels=labels, decode_one=decode_one, image_size=size)
 
 
 def torchvision_source(dataset: str) -> Source:
     recipe = RECIPES[dataset]
 
-    def read(split: str, location: Path, size: int, classnames: Sequence[str]) -> LabeledImages:
-        return read_recipe(recipe, split, location, size, classnames, dataset)
+    def open_split(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
+        return open_recipe(recipe, split, location, size, classnames, dataset)
 
-    return Source(kind="torchvision", subdir="", marker=recipe.marker, read=read, how_to_get=recipe.call)
+    return Source(kind="torchvision", subdir="", marker=recipe.marker, open=open_split, how_to_get=recipe.call)
 
 
-def read_caltech101(split: str, location: Path, size: int, classnames: Sequence[str]) -> LabeledImages:
+def open_caltech101(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
     """Caltech-101 in the layout torchvision downloads (caltech101/101_ObjectCategories/<class>/),
     read directly because torchvision's class leaves out the BACKGROUND_Google class that CLIP
     and VTAB keep. Split: 30 seeded training images per class, the rest test (CLIP's protocol)."""
     base = location / "caltech101" / "101_ObjectCategories"
-    return read_class_folders(base, split, size, classnames, "caltech-101", train_per_class=30)
+    return open_class_folders(base, split, size, classnames, "caltech-101", train_per_class=30)
 
 
 CALTECH101 = Source(
     kind="torchvision",
     subdir="",
     marker="caltech101/101_ObjectCategories",
-    read=read_caltech101,
+    open=open_caltech101,
     how_to_get="torchvision.datasets.Caltech101(root='{location}', download=True)",
 )

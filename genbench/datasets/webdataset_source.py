@@ -7,23 +7,28 @@ name per line, line i = label i) and `DIR/zeroshot_classification_templates.txt`
 shard is a group of tar members sharing a key: one image (`.webp`, `.png`, `.jpg` or `.jpeg`) and
 its label, `.cls` (the label id as text) or, for multi-label sets, `.npy` (a multi-hot vector).
 Labels are mapped to the registry's class order through classnames.txt (`sources.label_map`).
+
+Opening a split reads only the tar headers and the small label members; each image member's
+place in its shard is remembered and its bytes are read and decoded when it is asked for.
 """
 
 from __future__ import annotations
 
 import io
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from genbench.datasets.base import LabeledImages
-from genbench.datasets.images import decode, square_rgb, stack_arrays
-from genbench.datasets.sources import Source, label_map, normalise, remap
+from genbench.datasets.access import SplitReader
+from genbench.datasets.images import decode, square_rgb
+from genbench.datasets.sources import Source, label_map, map_labels, normalise
 from genbench.errors import GenBenchError
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
+LABEL_EXTENSIONS = ("cls", "npy")
 HUB_ORG = "clip-benchmark"
 
 
@@ -39,9 +44,24 @@ def shard_paths(split_dir: Path) -> list[Path]:
     return sorted(split_dir.glob("*.tar"), key=lambda p: (len(p.stem), p.stem))
 
 
-def iter_samples(shard: Path):
-    """Yield (key, {extension: bytes}) for each sample of one tar shard, in archive order."""
-    current_key, members = None, {}
+@dataclass(frozen=True)
+class Member:
+    """Where one image's bytes lie: the shard, the byte offset of the member's data, its size."""
+
+    shard: Path
+    offset: int
+    size: int
+
+    def read(self) -> bytes:
+        with open(self.shard, "rb") as fh:
+            fh.seek(self.offset)
+            return fh.read(self.size)
+
+
+def index_shard(shard: Path) -> Iterator[tuple[str, dict[str, Member], dict[str, bytes]]]:
+    """Yield (key, image members by extension, label members' bytes) per sample of one shard, in
+    archive order, reading only the tar headers and the `.cls`/`.npy` members."""
+    current_key, images, labels = None, {}, {}
     with tarfile.open(shard) as tar:
         for info in tar:
             if not info.isfile():
@@ -49,17 +69,20 @@ def iter_samples(shard: Path):
             name = info.name.rsplit("/", 1)[-1]
             directory = info.name[: len(info.name) - len(name)]
             key, _, ext = name.partition(".")
-            key = directory + key
+            key, ext = directory + key, ext.lower()
             if key != current_key and current_key is not None:
-                yield current_key, members
-                members = {}
+                yield current_key, images, labels
+                images, labels = {}, {}
             current_key = key
-            members[ext.lower()] = tar.extractfile(info).read()
+            if ext in IMAGE_EXTENSIONS:
+                images[ext] = Member(shard, info.offset_data, info.size)
+            elif ext in LABEL_EXTENSIONS:
+                labels[ext] = tar.extractfile(info).read()
     if current_key is not None:
-        yield current_key, members
+        yield current_key, images, labels
 
 
-def read_webdataset(split: str, location: Path, size: int, classnames: Sequence[str], dataset: str) -> LabeledImages:
+def open_webdataset(split: str, location: Path, size: int, classnames: Sequence[str], dataset: str) -> SplitReader:
     split_dir = location / split
     if not split_dir.is_dir():
         raise GenBenchError(f"dataset {dataset!r}: the WebDataset copy at {location} has no {split!r} split")
@@ -67,25 +90,29 @@ def read_webdataset(split: str, location: Path, size: int, classnames: Sequence[
     source_names = None
     if names_file.is_file():
         source_names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
-    images, labels, multilabel = [], [], False
+    members, labels, multilabel = [], [], False
     for shard in shard_paths(split_dir):
-        for key, members in iter_samples(shard):
-            ext = next((e for e in IMAGE_EXTENSIONS if e in members), None)
+        for key, images, label in index_shard(shard):
+            ext = next((e for e in IMAGE_EXTENSIONS if e in images), None)
             if ext is None:
                 continue
-            if "cls" in members:
-                labels.append(int(members["cls"].decode().strip()))
-            elif "npy" in members:
-                labels.append(np.load(io.BytesIO(members["npy"]), allow_pickle=False).astype(np.int64))
+            if "cls" in label:
+                labels.append(int(label["cls"].decode().strip()))
+            elif "npy" in label:
+                labels.append(np.load(io.BytesIO(label["npy"]), allow_pickle=False).astype(np.int64))
                 multilabel = True
             else:
                 raise GenBenchError(f"dataset {dataset!r}: sample {key!r} in {shard} has no .cls or .npy label")
-            images.append(square_rgb(decode(members[ext]), size))
-    stacked = stack_arrays(images, size)
+            members.append(images[ext])
     if multilabel:
-        multi = _reorder_columns(np.stack(labels), source_names, classnames, dataset)
-        return LabeledImages(images=stacked, labels=multi)
-    return remap(stacked, np.asarray(labels, dtype=np.int64), label_map(source_names, classnames, dataset))
+        stacked = _reorder_columns(np.stack(labels), source_names, classnames, dataset)
+    else:
+        stacked = map_labels(np.asarray(labels, dtype=np.int64), label_map(source_names, classnames, dataset))
+
+    def decode_one(i: int) -> np.ndarray:
+        return square_rgb(decode(members[i].read()), size)
+
+    return SplitReader(labels=stacked, decode_one=decode_one, image_size=size)
 
 
 def _reorder_columns(multi: np.ndarray, source_names: Sequence[str] | None, classnames: Sequence[str],
@@ -105,13 +132,13 @@ def _reorder_columns(multi: np.ndarray, source_names: Sequence[str] | None, clas
 def webdataset_source(dataset: str, repo: str) -> Source:
     """A source reading `<root>/<repo>/`, a local copy of hub repository clip-benchmark/<repo>."""
 
-    def read(split: str, location: Path, size: int, classnames: Sequence[str]) -> LabeledImages:
-        return read_webdataset(split, location, size, classnames, dataset)
+    def open_split(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
+        return open_webdataset(split, location, size, classnames, dataset)
 
     return Source(
         kind="webdataset",
         subdir=repo,
         marker="test",
-        read=read,
+        open=open_split,
         how_to_get=f"hf download {HUB_ORG}/{repo} --repo-type dataset --local-dir {{location}}",
     )

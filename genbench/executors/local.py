@@ -68,6 +68,6 @@ def embed_local(image_sets: Mapping[str, str | Path], worker: EmbeddingWorker, *
         tasks, manifest = shard_tasks(directory)
         encoded: dict[str, np.ndarray] = {}
         for path, keys in tqdm(tasks, desc=f"embed {name}", unit="shard", disable=not progress):
-            encoded.update(zip(*encode_shard(loaded.encode, path, keys)))
+            encoded.update(zip(*encode_shard(loaded.encode_pngs, path, keys)))
         out[name] = EncodedSet(features=assemble(directory, manifest, encoded), manifest=manifest)
     return EmbedRun(sets=out)

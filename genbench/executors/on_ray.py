@@ -159,7 +159,7 @@ class EncodingActor:
             readings.append(reading)
 
         def shard():
-            found, feats = encode_shard(self.loaded.encode, path, keys)
+            found, feats = encode_shard(self.loaded.encode_pngs, path, keys)
             return (found, feats), len(found)
 
         (found, feats), reading = metered(self.meter, "embed", shard, self.label, self.vcpus)

@@ -18,7 +18,7 @@ import socket
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Mapping
+from typing import Callable, Collection, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -239,6 +239,7 @@ class EmbeddingWorker:
     batch_size: int = 256
     cpu_threads: int = field(default_factory=torch.get_num_threads)
     weights_sha256: str | None = None
+    decode_workers: int = 4
 
 
 @dataclass
@@ -248,12 +249,23 @@ class LoadedEncoder:
     weights_sha256: str
     batch_size: int
     cpu_threads: int
+    decode_workers: int = 4
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         from genbench.features import encode_images
 
         with torch_threads(self.cpu_threads):
-            return encode_images(self.bundle, images, batch_size=self.batch_size, device=self.device, progress=False)
+            return encode_images(self.bundle, images, batch_size=self.batch_size, device=self.device, progress=False,
+                                 workers=self.decode_workers)
+
+    def encode_pngs(self, pngs: Iterable[bytes]) -> np.ndarray:
+        """Features of a stream of PNG images, decoded `decode_workers` threads at a time and
+        never more than two batches ahead of the model."""
+        from genbench.features import encode_stream
+
+        with torch_threads(self.cpu_threads):
+            return encode_stream(self.bundle, pngs, storage.decode_png_image, batch_size=self.batch_size,
+                                 workers=self.decode_workers, device=self.device)
 
 
 _encoders: dict[EmbeddingWorker, LoadedEncoder] = {}  # at most one: the last spec loaded in this process
@@ -270,22 +282,28 @@ def load_encoder(worker: EmbeddingWorker) -> LoadedEncoder:
         _encoders.clear()
         device = resolve_worker_device(worker.device)
         bundle = load_clip(worker.model, worker.pretrained, seed=worker.seed, device=device)
-        _encoders[key] = LoadedEncoder(bundle, device, model_sha256(bundle.model), worker.batch_size, worker.cpu_threads)
+        _encoders[key] = LoadedEncoder(bundle, device, model_sha256(bundle.model), worker.batch_size, worker.cpu_threads,
+                                       worker.decode_workers)
     loaded = _encoders[key]
     _check_weights("CLIP model", worker.model, worker.weights_sha256, loaded.weights_sha256)
     return loaded
 
 
-def encode_shard(encode: Callable[[np.ndarray], np.ndarray], path: str | Path,
+def encode_shard(encode_pngs: Callable[[Iterable[bytes]], np.ndarray], path: str | Path,
                  keys: Collection[str] | None = None) -> tuple[list[str], np.ndarray]:
     """(keys, features) of the images in one shard file, in the shard's key order; only those in
-    `keys` when given (a shard may hold images its set's manifest left out, e.g. CF-dropped ones)."""
+    `keys` when given (a shard may hold images its set's manifest left out, e.g. CF-dropped ones).
+    The shard is read as `encode_pngs` consumes it, so only the images in flight are held."""
     wanted = None if keys is None else set(keys)
-    found, images = [], []
-    for row, png in storage.iter_shard(path):
-        if wanted is None or row["key"] in wanted:
-            found.append(row["key"])
-            images.append(storage.decode_png(png))
-    if not images:
+    found: list[str] = []
+
+    def pngs() -> Iterator[bytes]:
+        for row, png in storage.iter_shard(path):
+            if wanted is None or row["key"] in wanted:
+                found.append(row["key"])
+                yield png
+
+    features = encode_pngs(pngs())
+    if not found:
         return [], np.zeros((0, 0), dtype=np.float32)
-    return found, encode(np.stack(images))
+    return found, features
