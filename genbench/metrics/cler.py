@@ -17,8 +17,9 @@ Ranking metrics (11-point mAP, ROC AUC) rank test images by per-image scores, so
 normalised matters. `ranking="softmax"` (default, the released code): CLER and the protosum
 ensemble rank by softmax(cosines) (temperature CLER_TEMPERATURE = 1), zero-shot by
 softmax(100 x cosines) (ZERO_SHOT_TEMPERATURE, CLIP's logit scale), and the mean ensemble by the
-mean of its two members' softmax scores. `ranking="cosine"` ranks by the cosine logits
-themselves (and the mean ensemble by the mean cosine), a variant. Accuracy and mean per class
+mean of its two members' softmax probabilities (as the released code averages its ensembles).
+`ranking="cosine"` ranks by the cosine logits themselves (and the mean ensemble by the mean
+cosine), a variant. Accuracy and mean per class
 take the arg-max of the logits either way.
 """
 
@@ -97,9 +98,9 @@ def cler(gen_feats, gen_labels, test_feats, test_labels, *, num_classes: int, te
     protosum = l2_normalize(prototypes + text, "summed prototypes (image and text prototype are opposite)")
     result["zero_shot"] = _score(metric, zero_shot_logits, test_labels, ranking, ZERO_SHOT_TEMPERATURE)
     if metric in RANKING_METRICS and ranking == "softmax":
-        members = (ranking_scores(metric, cler_logits, ranking, CLER_TEMPERATURE),
-                   ranking_scores(metric, zero_shot_logits, ranking, ZERO_SHOT_TEMPERATURE))
-        result["cler_ensemble"] = evaluate(metric, (members[0] + members[1]) / 2, test_labels)
+        probabilities = [np.exp(ranking_scores(metric, logits, ranking, temperature)) for logits, temperature
+                         in ((cler_logits, CLER_TEMPERATURE), (zero_shot_logits, ZERO_SHOT_TEMPERATURE))]
+        result["cler_ensemble"] = evaluate(metric, (probabilities[0] + probabilities[1]) / 2, test_labels)
     else:
         result["cler_ensemble"] = evaluate(metric, (cler_logits + zero_shot_logits) / 2, test_labels)
     result["cler_ensemble_protosum"] = _score(metric, test @ protosum.T, test_labels, ranking, CLER_TEMPERATURE)
