@@ -4,7 +4,9 @@ Definitions (DESIGN.md):
 - billed_hours = wall_s / 3600: an instance is billed for wall-clock time, not GPU utilisation;
 - usd_total = billed_hours x usd_per_hour, where usd_per_hour is the chosen SKU's price, scaled
   to the cores used for CPU-only runs (`cost.hardware.choose_sku`; usd_per_hour_basis says how);
-- usd_per_image = usd_total / items (None when a run produced no items);
+- usd_per_image = usd_total / items (None when a run produced no items); items are the images a
+  stage delivers: for a generation that discards candidates (CF), the kept ones, so the time of
+  the discarded candidates is charged to them (`delivered_items`);
 - per data type: usd_per_image = (cost of the stages that produce its images + cost of the
   stages amortised onto it) / images produced by the producing stages. Generated: generation plus
   textual inversion and filtering; retrieved: queries plus the index build; original: the
@@ -99,6 +101,31 @@ def _coerce(value, kind: str, name: str):
     except (TypeError, ValueError):
         raise CostError(f"ledger field '{name}' = {value!r} must be a number") from None
     return str(value)
+
+
+def delivered_items(made: int, kept: int, candidates: int) -> int:
+    """Images delivered by a run that made `made` of `candidates` candidates of which `kept` are
+    kept: round(made * kept / candidates), i.e. `kept` for a run that made every candidate and
+    `made` when none is discarded. Pricing with these items charges the discarded candidates' time
+    to the kept images."""
+    if min(made, kept, candidates) < 0 or kept > candidates:
+        raise CostError(f"delivered items need 0 <= kept <= candidates and made >= 0; got made={made}, kept={kept}, "
+                        f"candidates={candidates}")
+    return round(made * kept / candidates) if candidates else 0
+
+
+def apportion_items(readings: list[dict], total: int) -> list[dict]:
+    """Worker readings with their `items` replaced so they sum to `total`, in proportion to the
+    items each made (largest remainders first, ties to the earlier worker)."""
+    made = [int(r.get("items", 0)) for r in readings]
+    if not readings or sum(made) == 0:
+        return [dict(r) for r in readings]
+    shares = [total * m / sum(made) for m in made]
+    counts = [int(s) for s in shares]
+    order = sorted(range(len(shares)), key=lambda i: (-(shares[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return [{**r, "items": c} for r, c in zip(readings, counts)]
 
 
 def price_reading(reading, snapshot: Snapshot, *, override_sku: str | None = None,

@@ -6,7 +6,9 @@ the prompts, the class name used in them, the image the generation starts from, 
 are kept.
 
 Bases, (dataset, class index, count, rng, sources) -> `count` PromptSpecs:
-- ST, simple template: "a photo of {class}".
+- ST, simple template: the bare class name (Table 6 of the paper, the released code's template
+  "{}"); `PromptSources.simple_template` can set another, e.g. "a photo of {c}" (the wording of
+  the paper's Section 2.3).
 - DT, defined template: the dataset's own templates (CLIP's per-dataset prompts), cycled.
 - CE, category enhancement (GenBench) = LE, language enhancement (He et al.): sentences that a
   word-to-sentence model wrote from the class name (`PromptSources.sentences`), cycled in a
@@ -38,7 +40,8 @@ import numpy as np
 from genbench.datasets.base import DatasetSpec
 from genbench.errors import GenBenchError
 
-SIMPLE_TEMPLATE = "a photo of {c}"
+SIMPLE_TEMPLATE = "{c}"  # Table 6: ST is the class name alone
+PHOTO_TEMPLATE = "a photo of {c}"  # Section 2.3's wording of ST, kept as generate.st_template's alternative
 CAPTION_TEMPLATE = "a photo of {c}, {caption}"
 RESTRICTIVE_PHRASES = ("((sharp focus))", "((highly detailed))", "((hires))")
 QUALITY_NEGATIVES = ("bad shape", "misfigured", "low quality", "blurry")
@@ -56,11 +59,21 @@ class PromptSpec:
 
 @dataclass(frozen=True)
 class PromptSources:
-    """Texts that model-backed strategies made before planning, by class index:
+    """Texts the strategies plan with beyond the dataset's own: the ST template (`{c}` stands for
+    the class name), and what model-backed strategies made before planning, by class index:
     `sentences` for CE/LE, `captions` as (real image key, caption) pairs for CiP."""
 
     sentences: Mapping[int, Sequence[str]] = field(default_factory=dict)
     captions: Mapping[int, Sequence[tuple[str, str]]] = field(default_factory=dict)
+    simple_template: str = SIMPLE_TEMPLATE
+
+
+def check_simple_template(template: str) -> str:
+    """`template` if it holds `{c}` exactly once, else GenBenchError."""
+    if not isinstance(template, str) or template.count("{c}") != 1:
+        raise GenBenchError(f"ST template {template!r} must contain {{c}} (the class name) exactly once, "
+                            f"e.g. {SIMPLE_TEMPLATE!r} (Table 6) or {PHOTO_TEMPLATE!r}")
+    return template
 
 
 def placeholder_token(dataset: str, classname: str) -> str:
@@ -77,7 +90,7 @@ def _needs(sources: Mapping, cls: int, what: str, strategy: str) -> Sequence:
 
 
 def simple_template(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator, sources: PromptSources) -> list[PromptSpec]:
-    return [PromptSpec(SIMPLE_TEMPLATE.format(c=ds.classnames[cls]))] * count
+    return [PromptSpec(sources.simple_template.replace("{c}", ds.classnames[cls]))] * count
 
 
 def defined_template(ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator, sources: PromptSources) -> list[PromptSpec]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from cost.ledger import apportion_items, delivered_items
 from cost.meter import Meter
 from genbench import storage
 from genbench.errors import GenBenchError
@@ -29,7 +30,7 @@ from genbench.generation import (
 )
 from genbench.generators import DTYPES, SCHEDULERS
 from genbench.plots import sample_grid
-from genbench.prompts import Strategy, inversion_token, parse_strategy
+from genbench.prompts import SIMPLE_TEMPLATE, Strategy, check_simple_template, inversion_token, parse_strategy
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
 from genbench.strategies.sources import TextModels, build_sources, needs_captions
@@ -60,6 +61,7 @@ SCHEMA = {
     "scheduler": Field(str, "default", help="default keeps the model's; else a name of genbench.generators.SCHEDULERS"),
     "compile": Field(bool, False, help="torch.compile the UNet/transformer"),
     "strategies": Field(list, ["ST", "DT"]),
+    "st_template": Field(str, SIMPLE_TEMPLATE, help='ST prompt, {c} the class name: "{c}" (Table 6) or "a photo of {c}" (Sec. 2.3)'),
     "images_per_class": Field(int, 16, positive),
     "steps": Field(int, 20, positive),
     "guidance_scale": Field(float, 5.0, non_negative),
@@ -107,6 +109,10 @@ def check_values(p: dict) -> list[Strategy]:
     if len(set(map(str, p["strategies"]))) != len(p["strategies"]):
         raise GenBenchError(f"params key 'generate.strategies' lists a strategy twice: {p['strategies']!r}")
     strategies = [parse_strategy(s) for s in p["strategies"]]
+    try:
+        check_simple_template(p["st_template"])
+    except GenBenchError as exc:
+        raise GenBenchError(f"params key 'generate.st_template': {exc}") from None
     if p["dtype"] not in DTYPES:
         raise GenBenchError(f"params key 'generate.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
     if p["scheduler"] not in SCHEDULERS:
@@ -221,7 +227,7 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         cf = any(s.filter for s in strategies)
         originals = _originals(paths, strategies)
         sources, texts = build_sources(strategies, ds, _text_models(p), originals=originals, device=device, cache=out_dir / TEXTS)
-        inputs = _plan_inputs(p, ds, strategies, originals, sources)
+        inputs = _plan_inputs(p, ds, strategies, originals, replace(sources, simple_template=p["st_template"]))
         jobs = plan_jobs(ds, p["strategies"], p["images_per_class"], p["seed"], inputs)
 
         strategy_fields = {s.name: _strategy_fields(s, texts, ident) for s in strategies}
@@ -255,7 +261,9 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
                        f"retried at {event['retry_batch_size']}")
         if shard:
             click.echo(f"generate: shard part {shard[0]}/{shard[1]}: {made} images made; run without --shard to finish")
-            return StageResult(metrics=metrics, items=made, data_type="generated", worker_readings=run.readings)
+            target = p["images_per_class"] * ds.num_classes * len(strategies)
+            return _delivered(StageResult(metrics=metrics, data_type="generated", worker_readings=run.readings),
+                              delivered_items(made, target, len(jobs)))
 
         threshold = p["cf_threshold"] if p["cf_threshold"] is not None else 1.0 / ds.num_classes
         kept, dropped = select_images(rows, p["images_per_class"], threshold, p["cf_fill"]) if cf else (rows, [])
@@ -268,12 +276,20 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         sample_grid(images, manifest, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")
         click.echo(f"generate: {len(kept)} images ({made} made now{f', {len(dropped)} dropped by CF' if cf else ''}) "
                    f"in {len(shards)} shards -> {out_dir}")
-        return StageResult(metrics=metrics, artifacts=[paths.samples], items=made, data_type="generated",
-                           tags={"generator": p["model"], "weights_sha256": generator_id["weights_sha256"],
-                                 "strategies": ",".join(p["strategies"])},
-                           worker_readings=run.readings)
+        metrics["images_delivered"] = delivered_items(made, len(kept), len(rows))
+        result = StageResult(metrics=metrics, artifacts=[paths.samples], data_type="generated",
+                             tags={"generator": p["model"], "weights_sha256": generator_id["weights_sha256"],
+                                   "strategies": ",".join(p["strategies"])},
+                             worker_readings=run.readings)
+        return _delivered(result, metrics["images_delivered"])
 
     return work
+
+
+def _delivered(result: StageResult, items: int) -> StageResult:
+    """`result` priced per delivered image: items = the images kept (docs/generation.md, cost),
+    spread over the workers' readings in proportion to what each made."""
+    return replace(result, items=items, worker_readings=apportion_items(result.worker_readings, items))
 
 
 def _write_dropped(out_dir: Path, dropped: list[dict]) -> None:

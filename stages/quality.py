@@ -4,8 +4,10 @@ external image set, and the evaluation time of every metric (its Figure 5).
 Per source (generated, generated/<strategy>, original; see stages.cler.external_sets):
 - `fid_clip`: Frechet distance between Gaussian fits of the source's CLIP image features and the
   real test set's (NOT Inception FID);
-- `clip_score`: CLIP score of each generated image against the prompt it was generated from
-  (null for sources without prompts, i.e. original);
+- `clip_score`: CLIP score of each generated image against "a photo of a {class}" (the released
+  code; `clip_score_text: prompt` scores against its own prompt instead), in the space of
+  `clip_score_model` (null: the embedding model; the paper profile: ViT-B/16, as released);
+  null for original, which has no prompts;
 - `pad`: proxy-A distance between the source's features and the real test set's.
 
 Timing: CLER, the linear probe, FID, CLIP score and PAD are each run `timing_warmup` untimed
@@ -25,8 +27,9 @@ import torch
 from genbench import storage
 from genbench.clip_models import load_clip
 from genbench.errors import GenBenchError
-from genbench.features import cache_key, encode_texts, load_features, model_sha256
+from genbench.features import cache_key, encode_images, encode_texts, load_features, model_sha256
 from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
+from genbench.metrics.clip_score import CLASS_REFERENCE, CLIP_SCORE_TEXTS, reference_texts
 from genbench.probe import linear_probe
 from stages.cler import external_sets, real_test_set
 from stages.inputs import DatasetPaths
@@ -39,7 +42,11 @@ SCHEMA = {
     "pretrained": Field((str, type(None)), None, help="as embed.pretrained"),
     "model_seed": Field(int, 0, non_negative, help="seed of a built-in CLIP (as embed.seed)"),
     "device": Field(str, "auto"),
-    "batch_size": Field(int, 256, positive, help="prompts encoded per batch"),
+    "batch_size": Field(int, 256, positive, help="prompts (and, with clip_score_model, images) encoded per batch"),
+    "clip_score_text": Field(str, "class", lambda v: None if v in CLIP_SCORE_TEXTS else f"must be one of {', '.join(CLIP_SCORE_TEXTS)}",
+                             help='CLIP score reference: class ("a photo of a {class}", released code) | prompt (its own prompt)'),
+    "clip_score_model": Field((str, type(None)), None, help="CLIP model of the CLIP score; null: quality.model (paper: ViT-B-16)"),
+    "clip_score_pretrained": Field((str, type(None)), None, help="its open_clip pretrained tag (paper: openai)"),
     "seed": Field(int, 0, non_negative, help="proxy-A split and the timed probe's validation split"),
     "timing_repeats": Field(int, 3, positive, help="timed repeats per metric (Figure 5)"),
     "timing_warmup": Field(int, 1, non_negative, help="untimed dry runs before timing (the paper's pre-heat)"),
@@ -48,7 +55,10 @@ SCHEMA = {
 TIMED_SOURCE = "generated"
 # Short one-line definitions written into quality.json (full ones: docs/metrics.md).
 FID_DEFINITION = "Frechet distance of Gaussian fits of CLIP image features vs the test set; not Inception FID"
-CLIP_SCORE_DEFINITION = "mean of 100*max(cos(image, its own prompt), 0) in CLIP space; null without prompts"
+CLIP_SCORE_DEFINITIONS = {
+    "class": f"mean of 100*max(cos(image, '{CLASS_REFERENCE.replace('{c}', '{class}')}'), 0) in CLIP space; null without prompts",
+    "prompt": "mean of 100*max(cos(image, its own prompt), 0) in CLIP space; null without prompts",
+}
 PAD_DEFINITION = "proxy-A distance 2(1-2e) of CLIP features vs the test set, e the held-out linear error"
 TIMING_DEFINITION = "wall seconds per timed run, cached features of the pooled generated set; no feature extraction"
 
@@ -78,8 +88,8 @@ def load_matching_clip(p: dict, paths: DatasetPaths, device: str):
 
 def check_inputs(p: dict, paths: DatasetPaths) -> tuple:
     """Everything the work needs that the user can get wrong, checked before anything is written:
-    the device, the embed outputs, the prepared metadata and the CLIP model. Returns
-    (clip bundle, model id, device)."""
+    the device, the embed outputs, the prepared metadata and the CLIP models. Returns
+    (clip bundle, model id, device, CLIP score bundle or None, CLIP score model id)."""
     check_device(p["device"])
     for name in ("test", "original", "generated", "text"):
         path = paths.features / f"{name}.safetensors"
@@ -90,7 +100,25 @@ def check_inputs(p: dict, paths: DatasetPaths) -> tuple:
     paths.read_meta()
     device = resolve_device(p["device"], "quality.device")
     bundle, model_id = load_matching_clip(p, paths, device)
-    return bundle, model_id, device
+    if p["clip_score_model"] is None:
+        return bundle, model_id, device, None, model_id
+    score_bundle = load_clip(p["clip_score_model"], p["clip_score_pretrained"], seed=p["model_seed"], device=device)
+    return bundle, model_id, device, score_bundle, f"{p['clip_score_model']}|{p['clip_score_pretrained']}"
+
+
+def clip_score_features(p: dict, paths: DatasetPaths, checked: tuple, generated_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(image, reference text) CLIP features of the generated images, row for row, in the CLIP
+    score's model: the embed features when that is the embedding model, else the images encoded."""
+    bundle, _, device, score_bundle, _ = checked
+    manifest = storage.read_manifest(paths.generated)
+    texts = reference_texts(p["clip_score_text"], list(manifest["prompt"]), list(manifest["class_name"]))
+    if score_bundle is None:
+        images = generated_feats
+    else:
+        bundle = score_bundle
+        images = encode_images(bundle, storage.load_image_set(paths.generated)[0], batch_size=p["batch_size"],
+                               device=device, desc="quality: CLIP score images")
+    return images, prompt_features(bundle, texts, batch_size=p["batch_size"], device=device)
 
 
 def prompt_features(bundle, prompts: list[str], *, batch_size: int, device: str) -> np.ndarray:
@@ -112,14 +140,17 @@ def source_masks(paths: DatasetPaths, sources: list[str]) -> dict[str, np.ndarra
     return masks
 
 
-def source_metrics(sources: dict, test_feats: np.ndarray, prompt_feats: np.ndarray, masks: dict, seed: int) -> dict:
+def source_metrics(sources: dict, test_feats: np.ndarray, scored: tuple[np.ndarray, np.ndarray], masks: dict, seed: int) -> dict:
+    """Per source: FID in CLIP space, CLIP score of the `scored` (image, reference text) feature
+    rows of its images, PAD."""
+    score_images, score_texts = scored
     out = {}
     for name, (feats, _) in sources.items():
         try:
             out[name] = {
                 "images": len(feats),
                 "fid_clip": frechet_distance(feats, test_feats),
-                "clip_score": clip_score(feats, prompt_feats[masks[name]]) if name in masks else None,
+                "clip_score": clip_score(score_images[masks[name]], score_texts[masks[name]]) if name in masks else None,
                 "pad": proxy_a_distance(feats, test_feats, seed=seed),
             }
         except GenBenchError as exc:
@@ -128,7 +159,7 @@ def source_metrics(sources: dict, test_feats: np.ndarray, prompt_feats: np.ndarr
 
 
 def metric_timings(p: dict, meta: dict, sources: dict, test: tuple, text_feats: np.ndarray,
-                   prompt_feats: np.ndarray, device: str) -> dict[str, list[float]]:
+                   scored: tuple[np.ndarray, np.ndarray], device: str) -> dict[str, list[float]]:
     feats, labels = sources[TIMED_SOURCE]
     test_feats, test_labels = test
     n, metric = len(meta["classnames"]), meta["metric"]
@@ -138,7 +169,7 @@ def metric_timings(p: dict, meta: dict, sources: dict, test: tuple, text_feats: 
         "probe": (linear_probe, (feats, labels, test_feats, test_labels),
                   {"metric": metric, "seed": p["seed"], "num_classes": n, "device": device}),
         "fid_clip": (frechet_distance, (feats, test_feats), {}),
-        "clip_score": (clip_score, (feats, prompt_feats), {}),
+        "clip_score": (clip_score, scored, {}),
         "pad": (proxy_a_distance, (feats, test_feats), {"seed": p["seed"]}),
     }
     seconds = {}
@@ -149,7 +180,8 @@ def metric_timings(p: dict, meta: dict, sources: dict, test: tuple, text_feats: 
 
 def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageResult:
     """`checked` is check_inputs' result (computed here when None)."""
-    bundle, model_id, device = checked or check_inputs(p, paths)
+    checked = checked or check_inputs(p, paths)
+    model_id, device, score_model_id = checked[1], checked[2], checked[4]
     meta = paths.read_meta()
     out = paths.metrics / "quality.json"
     test_feats, test_labels = real_test_set(paths)
@@ -157,8 +189,7 @@ def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageRes
     sources = external_sets(paths)
 
     start = time.perf_counter()
-    prompts = list(storage.read_manifest(paths.generated)["prompt"])
-    prompt_feats = prompt_features(bundle, prompts, batch_size=p["batch_size"], device=device)
+    scored = clip_score_features(p, paths, checked, sources[TIMED_SOURCE][0])
     encode_seconds = time.perf_counter() - start
 
     masks = source_masks(paths, list(sources))
@@ -167,12 +198,14 @@ def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageRes
         "reference": "test",
         "feature_model": model_id,
         "fid_definition": FID_DEFINITION,
-        "clip_score_definition": CLIP_SCORE_DEFINITION,
+        "clip_score_definition": CLIP_SCORE_DEFINITIONS[p["clip_score_text"]],
+        "clip_score_text": p["clip_score_text"],
+        "clip_score_model": score_model_id,
         "pad_definition": PAD_DEFINITION,
         "timing_definition": TIMING_DEFINITION,
-        "sources": source_metrics(sources, test_feats, prompt_feats, masks, p["seed"]),
+        "sources": source_metrics(sources, test_feats, scored, masks, p["seed"]),
         "timing": {"source": TIMED_SOURCE, "repeats": p["timing_repeats"], "warmup": p["timing_warmup"], "device": device},
-        "seconds": metric_timings(p, meta, sources, (test_feats, test_labels), text_feats, prompt_feats, device),
+        "seconds": metric_timings(p, meta, sources, (test_feats, test_labels), text_feats, scored, device),
         "seconds_encode_prompts": encode_seconds,
     }
     storage.atomic_write_json(out, result)

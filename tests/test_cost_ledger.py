@@ -3,8 +3,8 @@
 import pytest
 
 from cost.errors import CostError
-from cost.ledger import (LedgerRow, bill_by_data_type, cost_table, estimate, price_reading, read_ledger,
-                         usd_per_image_by_data_type, write_ledger)
+from cost.ledger import (LedgerRow, apportion_items, bill_by_data_type, cost_table, delivered_items, estimate,
+                         price_reading, read_ledger, usd_per_image_by_data_type, write_ledger)
 from cost.meter import Reading
 from cost.prices import load_snapshot
 
@@ -136,3 +136,21 @@ def test_ledger_file_errors(tmp_path):
         read_ledger(bad)
     with pytest.raises(CostError, match="cannot be read"):
         read_ledger(tmp_path / "none.jsonl")
+
+
+def test_delivered_items_charge_discarded_candidates_to_the_kept_by_hand():
+    # 30 candidates planned (CF oversample 0.5 on 20), 20 kept: a run that made all 30 delivers 20;
+    # a resumed run that made the last 12 delivers 12 x 20 / 30 = 8; nothing discarded: made.
+    assert delivered_items(30, 20, 30) == 20
+    assert delivered_items(12, 20, 30) == 8
+    assert delivered_items(16, 16, 16) == 16 and delivered_items(0, 20, 30) == 0
+    with pytest.raises(CostError, match="kept <= candidates"):
+        delivered_items(3, 5, 4)
+
+
+def test_apportion_items_over_workers_by_hand():
+    # 20 kept of 30 made by workers that made 10, 11 and 9: shares 6.67, 7.33, 6.0 -> 7, 7, 6
+    readings = [{"worker": "a", "items": 10}, {"worker": "b", "items": 11}, {"worker": "c", "items": 9}]
+    assert [r["items"] for r in apportion_items(readings, 20)] == [7, 7, 6]
+    assert [r["worker"] for r in apportion_items(readings, 20)] == ["a", "b", "c"]
+    assert apportion_items([], 5) == []

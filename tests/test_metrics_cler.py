@@ -16,9 +16,12 @@ so CLER 2/3, zero-shot 2/3, cler_ensemble 2/3, cler_ensemble_protosum 1/3 (corre
 import numpy as np
 import pytest
 import torch
+from scipy.special import softmax as scipy_softmax
+from sklearn.metrics import precision_recall_curve, roc_auc_score
 
 from genbench.errors import GenBenchError
-from genbench.metrics import class_prototypes, cler, zero_shot
+from genbench.metrics import class_prototypes, cler, evaluate, zero_shot
+from genbench.metrics.evaluation import ranking_scores
 
 
 def _at(degrees, length=1.0):
@@ -58,12 +61,101 @@ def test_zero_shot_hand_worked():
     assert zero_shot(TEST_FEATS, TEST_LABELS, TEXT_FEATS, metric="accuracy") == pytest.approx(200 / 3)
 
 
-def test_cler_with_map_11point_passes_multi_hot_labels_through():
+def test_cler_with_map_11point_on_raw_cosines_passes_multi_hot_labels_through():
     # class 0 column ranks 50 (neg), 88 (pos), 200 (neg): AP 1/2.
     # class 1 column ranks 88 (neg), 50 (pos), 200 (pos): precision 2/3 at recall 1: AP 2/3.
     multi_hot = np.array([[1, 0], [0, 1], [0, 1]])
-    result = cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, multi_hot, num_classes=2, metric="map_11point")
+    result = cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, multi_hot, num_classes=2, metric="map_11point", ranking="cosine")
     assert result["cler"] == pytest.approx(100 * (1 / 2 + 2 / 3) / 2)
+
+
+def test_cler_map_11point_ranks_softmax_scores_by_default():
+    # With two classes the softmax of column 0 is sigmoid(c0 - c1): each image's own level cancels.
+    # margins c0 - c1: 88 deg .035 - .999 = -.96; 200 deg -.94 + .34 = -.60; 50 deg .643 - .766 = -.12
+    # class 0 column ranks 50 (neg), 200 (neg), 88 (pos): AP 1/3 (raw cosines gave 1/2).
+    # class 1 column ranks 88 (neg), 200 (pos), 50 (pos): AP 2/3.
+    multi_hot = np.array([[1, 0], [0, 1], [0, 1]])
+    result = cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, multi_hot, num_classes=2, metric="map_11point")
+    assert result["cler"] == pytest.approx(100 * (1 / 3 + 2 / 3) / 2)
+
+
+def _sklearn_eleven_point(scores, labels):
+    aps = []
+    for c in range(labels.shape[1]):
+        precision, recall, _ = precision_recall_curve(labels[:, c], scores[:, c])
+        precision, recall = precision[:-1], recall[:-1]  # drop sklearn's (recall 0, precision 1) end point
+        aps.append(np.mean([precision[recall >= k / 10].max() for k in range(11)]))
+    return 100 * np.mean(aps)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_ranking_metrics_match_sklearn_on_scipy_softmax_scores():
+    # Five classes. Per-image offsets: each test image leans by its own amount towards a direction
+    # every prototype shares, which lifts or lowers all its cosines together. The text prototypes
+    # share that direction closely, so 100 x cosines spread by a few units and float64 softmax
+    # probabilities stay distinct (checked below): scipy's softmax is a fair reference.
+    rng = np.random.default_rng(0)
+    gen, gen_labels = rng.normal(size=(60, 8)), np.repeat(np.arange(5), 12)
+    gen[np.arange(60), gen_labels] += 2.0
+    gen += 1.5
+    text = np.ones((5, 8)) + 0.15 * rng.normal(size=(5, 8)) + 0.15 * np.eye(5, 8)
+    test_labels = rng.integers(0, 5, size=80)
+    level = rng.uniform(0, 3, size=(80, 1))
+    test = level * np.ones((80, 8)) + 0.3 * rng.normal(size=(80, 8)) + 0.5 * np.eye(5, 8)[test_labels]
+    multi_hot = np.eye(5, dtype=int)[test_labels]
+    protos = _unit(np.stack([_unit(gen)[gen_labels == c].mean(axis=0) for c in range(5)]))
+    cler_cos, zs_cos = _unit(test) @ protos.T, _unit(test) @ _unit(text).T
+    assert all(len(np.unique(column)) == 80 for column in scipy_softmax(100 * zs_cos, axis=1).T)
+    soft = cler(gen, gen_labels, test, multi_hot, num_classes=5, text_feats=text, metric="map_11point")
+    raw = cler(gen, gen_labels, test, multi_hot, num_classes=5, text_feats=text, metric="map_11point", ranking="cosine")
+    assert soft["cler"] == pytest.approx(_sklearn_eleven_point(scipy_softmax(cler_cos, axis=1), multi_hot))
+    assert soft["zero_shot"] == pytest.approx(_sklearn_eleven_point(scipy_softmax(100 * zs_cos, axis=1), multi_hot))
+    ensemble = (scipy_softmax(cler_cos, axis=1) + scipy_softmax(100 * zs_cos, axis=1)) / 2
+    assert soft["cler_ensemble"] == pytest.approx(_sklearn_eleven_point(ensemble, multi_hot))
+    assert raw["cler"] == pytest.approx(_sklearn_eleven_point(cler_cos, multi_hot))
+    assert raw["zero_shot"] == pytest.approx(_sklearn_eleven_point(zs_cos, multi_hot))
+    assert soft["cler"] - raw["cler"] > 5 and soft["zero_shot"] - raw["zero_shot"] > 5  # 69.6 vs 60.9, 42.7 vs 36.8
+    assert zero_shot(test, multi_hot, text, metric="map_11point") == pytest.approx(soft["zero_shot"])
+    # temperature matters with more than two classes: 100 for zero-shot is not 1
+    assert soft["zero_shot"] != pytest.approx(_sklearn_eleven_point(scipy_softmax(zs_cos, axis=1), multi_hot))
+    # arg-max metrics are the same under either ranking
+    assert cler(gen, gen_labels, test, test_labels, num_classes=5, text_feats=text) == pytest.approx(
+        cler(gen, gen_labels, test, test_labels, num_classes=5, text_feats=text, ranking="cosine"))
+
+
+def test_roc_auc_matches_sklearn_on_the_softmax_positive_column():
+    rng = np.random.default_rng(4)
+    gen, gen_labels = rng.normal(size=(20, 6)), np.repeat([0, 1], 10)
+    gen[:, 0] += 1.5 * (1 - gen_labels)
+    text = rng.normal(size=(2, 6))
+    test_labels = rng.integers(0, 2, size=50)
+    test = rng.normal(size=(50, 6)) + 1.0 * np.eye(2, 6)[test_labels]
+    protos = _unit(np.stack([_unit(gen)[gen_labels == c].mean(axis=0) for c in range(2)]))
+    result = cler(gen, gen_labels, test, test_labels, num_classes=2, text_feats=text, metric="roc_auc")
+    expected = 100 * roc_auc_score(test_labels, scipy_softmax(_unit(test) @ protos.T, axis=1)[:, 1])
+    assert result["cler"] == pytest.approx(expected)
+    # the softmax's positive column is a monotone function of the cosine margin c1 - c0, so its
+    # exact AUC is the margin's; float64 probabilities at temperature 100 would tie confident rows
+    zs_cos = _unit(test) @ _unit(text).T
+    assert result["zero_shot"] == pytest.approx(100 * roc_auc_score(test_labels, zs_cos[:, 1] - zs_cos[:, 0]))
+    assert len(np.unique(scipy_softmax(100 * zs_cos, axis=1)[:, 1])) < len(test_labels)  # the ties avoided
+
+
+def test_softmax_ranking_keeps_confident_images_apart():
+    # margins of .5 and .8 at temperature 100: probabilities 1 - 2e-22 and 1 - 2e-35 both round to 1.0
+    logits = np.array([[0.0, 0.5], [0.0, 0.8], [0.0, 0.6], [0.3, 0.0]])
+    assert evaluate("roc_auc", ranking_scores("roc_auc", logits, "softmax", 100.0), [0, 1, 1, 0]) == pytest.approx(
+        100 * roc_auc_score([0, 1, 1, 0], logits[:, 1] - logits[:, 0]))
+    assert evaluate("map_11point", ranking_scores("map_11point", logits, "softmax", 100.0), [[1, 0], [0, 1], [0, 1], [1, 0]]) \
+        == pytest.approx(100.0)
+
+
+def test_unknown_ranking_is_named():
+    with pytest.raises(GenBenchError, match="unknown ranking scores 'logit'.*softmax, cosine"):
+        cler(GEN_FEATS, GEN_LABELS, TEST_FEATS, TEST_LABELS, num_classes=2, ranking="logit")
 
 
 def test_class_without_images_is_named():

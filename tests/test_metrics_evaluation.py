@@ -3,6 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_curve, roc_auc_score
 
+from genbench.metrics.evaluation import ranking_scores
 from genbench.errors import GenBenchError
 from genbench.metrics import METRIC_FUNCTIONS, evaluate
 
@@ -111,3 +112,15 @@ def test_roc_auc_matches_sklearn_with_ties():
 def test_bad_input_names_the_problem(metric, scores, labels, match):
     with pytest.raises(GenBenchError, match=match):
         evaluate(metric, np.asarray(scores), np.asarray(labels))
+
+
+def test_softmax_ranking_removes_per_image_offsets_hand_worked():
+    # image A (class 0) sits high on both classes, image B (class 1) low: [.9, .8] and [.3, .5].
+    # raw cosines: class 1 column ranks A (.8, neg) over B (.5, pos): AP 1/2, mAP (1 + 1/2) / 2 = 75.
+    # softmax: p1(A) = sigmoid(-.1) = .475 < p1(B) = sigmoid(.2) = .550: both columns AP 1, mAP 100.
+    logits, labels = np.array([[0.9, 0.8], [0.3, 0.5]]), np.array([0, 1])
+    assert evaluate("map_11point", ranking_scores("map_11point", logits, "cosine", 1.0), labels) == pytest.approx(75.0)
+    assert evaluate("map_11point", ranking_scores("map_11point", logits, "softmax", 1.0), labels) == pytest.approx(100.0)
+    expected = np.log(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True))  # log-probabilities: same order
+    np.testing.assert_allclose(ranking_scores("map_11point", logits, "softmax", 1.0), expected)
+    assert ranking_scores("accuracy", logits, "softmax", 1.0) is logits  # arg-max metrics take the logits

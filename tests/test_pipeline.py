@@ -84,7 +84,7 @@ def test_generated_manifest(project, params):
     assert len(manifest) == _generated_count(params) and manifest["key"].is_unique
     assert set(manifest["strategy"]) == {"ST", "DT"}
     st = manifest[manifest["strategy"] == "ST"]
-    assert all(p == f"a photo of {c}" for p, c in zip(st["prompt"], st["class_name"]))
+    assert all(p == c for p, c in zip(st["prompt"], st["class_name"]))  # Table 6: ST is the class name
     for column in ["seed", "generator", "revision", "weights_sha256", "sha256", "negative_prompt", "class_name"]:
         assert column in manifest.columns
     images, _ = storage.load_image_set(project / "data/digits/generated")  # checks every sha256

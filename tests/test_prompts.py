@@ -5,16 +5,43 @@ import pytest
 
 from genbench.datasets import get_dataset
 from genbench.errors import GenBenchError
-from genbench.prompts import QUALITY_NEGATIVES, PromptSources, Strategy, build_prompts, parse_strategy, placeholder_token
+from genbench.prompts import (
+    PHOTO_TEMPLATE,
+    QUALITY_NEGATIVES,
+    PromptSources,
+    Strategy,
+    build_prompts,
+    check_simple_template,
+    parse_strategy,
+    placeholder_token,
+)
 from genbench.seeding import class_rng, image_seed
 
 DIGITS = get_dataset("digits")
 
 
-def test_simple_template():
+def test_simple_template_is_the_bare_class_name():
+    # Table 6 of the paper: ST for airplane is "airplane", for British Shorthair "British Shorthair"
     specs = build_prompts("ST", DIGITS, 3, 2, np.random.default_rng(0))
-    assert [s.prompt for s in specs] == ["a photo of 3", "a photo of 3"]
+    assert [s.prompt for s in specs] == ["3", "3"]
     assert all(s.negative_prompt == "" for s in specs)
+    pets = get_dataset("oxford-pets")
+    (spec,) = build_prompts("ST", pets, pets.classnames.index("British Shorthair"), 1, np.random.default_rng(0))
+    assert spec.prompt == "British Shorthair"
+
+
+def test_simple_template_option_keeps_a_photo_of():
+    sources = PromptSources(simple_template=PHOTO_TEMPLATE)
+    specs = build_prompts("ST", DIGITS, 3, 2, np.random.default_rng(0), sources)
+    assert [s.prompt for s in specs] == ["a photo of 3", "a photo of 3"]
+    (ti,) = build_prompts("ST+TI", DIGITS, 3, 1, np.random.default_rng(0), sources)
+    assert ti.prompt == "a photo of <|digits 3|>"
+
+
+@pytest.mark.parametrize("bad", ["a photo", "{c} and {c}", "a photo of {}"])
+def test_simple_template_needs_one_class_slot(bad):
+    with pytest.raises(GenBenchError, match="exactly once"):
+        check_simple_template(bad)
 
 
 def test_defined_templates_cycle_through_dataset_templates():
@@ -34,7 +61,7 @@ def test_negative_prompts_name_other_classes_only():
 
 def test_restrictive_description_adds_emphasis():
     (spec,) = build_prompts("ST+RD", DIGITS, 1, 1, np.random.default_rng(0))
-    assert spec.prompt == "a photo of 1., ((sharp focus)), ((highly detailed)), ((hires))"
+    assert spec.prompt == "1., ((sharp focus)), ((highly detailed)), ((hires))"
 
 
 @pytest.mark.parametrize("bad", ["XX", "DT+YY", ""])
@@ -90,7 +117,7 @@ def test_model_backed_bases_without_their_texts_say_what_is_missing():
 
 def test_textual_inversion_tokens_replace_the_class_name():
     (st,) = build_prompts("ST+TI", DIGITS, 3, 1, np.random.default_rng(0))
-    assert st.prompt == "a photo of <|digits 3|>" and placeholder_token("digits", "3") == "<|digits 3|>"
+    assert st.prompt == "<|digits 3|>" and placeholder_token("digits", "3") == "<|digits 3|>"
     dt = build_prompts("DT+TI", DIGITS, 3, len(DIGITS.templates), np.random.default_rng(0))
     assert sorted(s.prompt for s in dt) == sorted(t.format(c="<|digits 3|>") for t in DIGITS.templates)
     (cip,) = build_prompts("CiP+TI", DIGITS, 3, 1, np.random.default_rng(0), SOURCES)

@@ -43,7 +43,7 @@ def build_inputs(root: Path, *, model_seed: int = 0) -> dict:
             for i in range(PER_CLASS):
                 prompt = f"a photo of the number {name}" if strategy == "ST" else f"a drawing of {name}, style {i % 5}"
                 key = f"{strategy}-{cls}-{i}"
-                rows.append({"key": key, "strategy": strategy, "class_index": cls, "prompt": prompt,
+                rows.append({"key": key, "strategy": strategy, "class_index": cls, "class_name": name, "prompt": prompt,
                              "sha256": storage.sha256_bytes(key.encode())})
     storage.write_manifest(ds / "generated", rows)
     bundle = load_clip("tiny-clip", None, seed=model_seed)
@@ -59,7 +59,8 @@ def build_inputs(root: Path, *, model_seed: int = 0) -> dict:
     orig_labels = np.repeat(np.arange(len(CLASSES)), 4)
     save_features(feats / "original.safetensors", _unit(centers[orig_labels] + rng.normal(size=(12, 64))), orig_labels, {})
     save_features(feats / "text.safetensors", _unit(rng.normal(size=(len(CLASSES), 64))), np.arange(len(CLASSES)), {})
-    return {"prompt_feats": prompt_feats, "strategies": np.array([r["strategy"] for r in rows])}
+    class_feats = encode_texts(bundle, [f"a photo of a {r['class_name']}" for r in rows])
+    return {"prompt_feats": prompt_feats, "class_feats": class_feats, "strategies": np.array([r["strategy"] for r in rows])}
 
 
 def write_params(root: Path, **overrides) -> None:
@@ -71,11 +72,10 @@ def invoke():
     return CliRunner().invoke(quality.command, [])
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run_quality(tmp_path_factory, **overrides) -> dict:
     root = tmp_path_factory.mktemp("quality")
     built = build_inputs(root)
-    write_params(root)
+    write_params(root, **overrides)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -83,6 +83,16 @@ def run(tmp_path_factory):
     assert result.exit_code == 0, (result.output, result.exception)
     out = json.loads((root / "metrics" / "digits" / "quality.json").read_text())
     return {"root": root, "out": out, "output": result.output, **built}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return run_quality(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def own_prompt_run(tmp_path_factory):
+    return run_quality(tmp_path_factory, clip_score_text="prompt")
 
 
 def features(root: Path, name: str):
@@ -119,16 +129,31 @@ def test_fid_of_sources_differ(run):
     assert all(v > 0 for v in fids.values())
 
 
-@pytest.mark.parametrize("source, strategy", [("generated", None), ("generated/ST", "ST"), ("generated/DT", "DT")])
-def test_clip_score_against_own_prompts(run, source, strategy):
+def numpy_clip_score(run, texts, strategy) -> float:
     gen, _, _ = features(run["root"], "generated")
-    texts = run["prompt_feats"]
     if strategy is not None:
         gen, texts = gen[run["strategies"] == strategy], texts[run["strategies"] == strategy]
     cos = np.sum(gen * texts, axis=1) / np.linalg.norm(gen, axis=1) / np.linalg.norm(texts, axis=1)
-    expected = float(np.mean(100 * np.clip(cos, 0, None)))
+    return float(np.mean(100 * np.clip(cos, 0, None)))
+
+
+@pytest.mark.parametrize("source, strategy", [("generated", None), ("generated/ST", "ST"), ("generated/DT", "DT")])
+def test_clip_score_against_a_photo_of_a_class_by_default(run, source, strategy):
+    # the released code's fixed reference text, whatever prompt made the image
+    expected = numpy_clip_score(run, run["class_feats"], strategy)
+    assert run["out"]["sources"][source]["clip_score"] == pytest.approx(expected, abs=1e-3)
+    own = numpy_clip_score(run, run["prompt_feats"], strategy)
+    assert abs(expected - own) > 1  # the two reference texts give different scores here
+    assert run["out"]["clip_score_text"] == "class" and "a photo of a {class}" in run["out"]["clip_score_definition"]
+
+
+@pytest.mark.parametrize("source, strategy", [("generated", None), ("generated/ST", "ST"), ("generated/DT", "DT")])
+def test_clip_score_against_own_prompts(own_prompt_run, source, strategy):
+    run = own_prompt_run
+    expected = numpy_clip_score(run, run["prompt_feats"], strategy)
     assert run["out"]["sources"][source]["clip_score"] == pytest.approx(expected, abs=1e-3)
     assert expected > 50  # the features were built near their prompts: a misaligned prompt would score far lower
+    assert run["out"]["clip_score_text"] == "prompt"
 
 
 def test_clip_score_is_null_without_prompts(run):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 from safetensors.torch import save_file
 
+from cost.ledger import LedgerRow, bill_by_data_type
 from genbench import storage
 from genbench.datasets import get_dataset
 from genbench.prompts import QUALITY_NEGATIVES, RESTRICTIVE_PHRASES
@@ -72,7 +73,8 @@ def project(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         output = run(root, mp)
     manifest, dropped, texts = outputs(root)
-    return {"root": root, "output": output, "manifest": manifest, "dropped": dropped, "texts": texts}
+    meter = json.loads((root / "meter" / "datasets" / "digits" / "generate.json").read_text())
+    return {"root": root, "output": output, "manifest": manifest, "dropped": dropped, "texts": texts, "meter": meter}
 
 
 def rows_of(project, strategy):
@@ -127,9 +129,19 @@ def test_cf_keeps_passing_images_and_records_the_dropped(project):
     assert "dropped by CF" in project["output"]
 
 
+def test_usd_per_image_counts_the_kept_images_and_charges_them_the_dropped(project):
+    # 5 strategies x 2 classes x 2 kept = 20 images delivered; LE+CF made 2 x 4 candidates, so 24 were made
+    priced = project["meter"]["priced"]
+    assert len(project["manifest"]) == 20 and len(project["dropped"]) == 4
+    assert priced["items"] == 20 and priced["usd_total"] > 0
+    assert priced["usd_per_image"] == pytest.approx(priced["usd_total"] / 20)
+    bill = bill_by_data_type([LedgerRow.from_dict(priced)])
+    assert bill["generated"]["images"] == 20 and bill["generated"]["usd_per_image"] == pytest.approx(priced["usd_total"] / 20)
+
+
 def test_ti_prompts_and_embeddings_hash(project):
     ti = rows_of(project, "ST+TI")
-    assert set(ti.prompt) == {"a photo of <|digits 0|>", "a photo of <|digits 1|>"}
+    assert set(ti.prompt) == {"<|digits 0|>", "<|digits 1|>"}  # ST is the bare name (generate.st_template)
     vectors = {f"<|digits {c}|>": torch.full((1, 32), 0.1 * (c + 1)) for c in (0, 1)}
     assert set(ti.ti_embeddings_sha256) == {embeddings_sha256(vectors)}
 
