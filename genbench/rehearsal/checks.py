@@ -48,12 +48,22 @@ def is_number(text: str | None) -> bool:
         return False
 
 
-def expanded_stages(workdir: Path, datasets: list[str]) -> dict[str, list[str]]:
-    """dvc.yaml's stages as DVC names them (stage@dataset for foreach stages) -> their meter/ outputs."""
+def foreach_items(expression, params: dict) -> list:
+    """The items of a dvc.yaml `foreach`: a list, or `${key.path}` looked up in the params."""
+    if isinstance(expression, list):
+        return expression
+    value = params
+    for key in str(expression).strip().removeprefix("${").removesuffix("}").split("."):
+        value = value[key]
+    return list(value)
+
+
+def expanded_stages(workdir: Path, params: dict) -> dict[str, list[str]]:
+    """dvc.yaml's stages as DVC names them (stage@item for foreach stages) -> their meter/ outputs."""
     spec = yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, stage in spec.items():
-        items = datasets if "foreach" in stage else [None]
+        items = foreach_items(stage["foreach"], params) if "foreach" in stage else [None]
         body = stage.get("do", stage)
         for item in items:
             outs = [next(iter(o)) if isinstance(o, dict) else o for o in body.get("outs", [])]
@@ -64,7 +74,7 @@ def expanded_stages(workdir: Path, datasets: list[str]) -> dict[str, list[str]]:
 
 def check_stages(workdir: Path, params: dict) -> Check:
     check = Check("every stage ran")
-    stages = expanded_stages(workdir, params["datasets"])
+    stages = expanded_stages(workdir, params)
     proc = subprocess.run(["dvc", "status", "--json"], cwd=workdir, capture_output=True, text=True)
     status = json.loads(proc.stdout or "null") if proc.returncode == 0 else None
     if status is None:

@@ -58,7 +58,8 @@ def offline_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("MLFLOW_", "GIT_")) and k not in ("GENBENCH_PIPELINE_ID", "GENBENCH_PARAMS")}
     env.update({"HF_HOME": str(workdir / HF_HOME), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1", "MPLBACKEND": "Agg",
+                "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1", "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
+                "GENBENCH_STANDIN_DATA": "1",
                 "XDG_CACHE_HOME": str(workdir / ".genbench/cache"), "TORCH_HOME": str(workdir / ".genbench/torch"),
                 "PATH": f"{bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}"})
     env["PYTHONPATH"] = str(workdir)  # the workdir's copy of the kit runs, as an editable install of it would
@@ -104,7 +105,7 @@ def write_standins(workdir: Path, params: dict, sizes: dict, full_size_generator
                               test_per_class=sizes["test_per_class"], image_size=sizes["image_size"],
                               seed=sizes.get("seed", 0))
     write_standin_pool(params["datasets"], workdir / params["index"]["pool"], per_class=sizes["pool_per_class"],
-                       seed=sizes.get("seed", 0))
+                       seed=sizes.get("seed", 0), image_size=sizes["image_size"])
     return models
 
 
@@ -173,7 +174,7 @@ def rehearse(profile: str, datasets: list[str] | None = None, workdir: Path | No
     if problem:
         out.errors.append(problem)
         return out
-    problem = dvc_repro(workdir, env, total=len(expanded_stages(workdir, params["datasets"])))
+    problem = dvc_repro(workdir, env, total=len(expanded_stages(workdir, params)))
     if problem:
         out.errors.append(problem)
         return out
