@@ -15,7 +15,7 @@ The stand-ins (`STANDIN_WRITERS`):
 - generator: a diffusers StableDiffusionPipeline folder (UNet2DConditionModel, AutoencoderKL with
   8x downsampling, CLIPTextModel, CLIPTokenizer, DDIMScheduler, CLIPImageProcessor), small by
   default; with `full_size_generator` the SD 2.x UNet, VAE and text encoder at their published
-  configs. The UNet's sample size is the profile's height / 8, and a model of 768 px or more
+  configs (genbench.generators.sd2). The UNet's sample size is the profile's height / 8, and a model of 768 px or more
   predicts v (SD 2.x 768-v), a smaller one epsilon (the 512 px -base model). With
   `generate.variant` the weights are saved as that variant (fp16/bf16 in that dtype).
 - text-to-text: the kit's tiny T5 (genbench.strategies.enhance.build_tiny_t5), saved.
@@ -205,25 +205,6 @@ def model_seed(seed: int, model: NamedModel) -> int:
 
 # ---- generator ---------------------------------------------------------------------------------
 
-SD2_UNET = dict(  # stabilityai/stable-diffusion-2-1 unet/config.json (sample_size set per profile)
-    act_fn="silu", attention_head_dim=[5, 10, 20, 20], block_out_channels=[320, 640, 1280, 1280],
-    center_input_sample=False, cross_attention_dim=1024,
-    down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    downsample_padding=1, dual_cross_attention=False, flip_sin_to_cos=True, freq_shift=0, in_channels=4,
-    layers_per_block=2, mid_block_scale_factor=1, norm_eps=1e-5, norm_num_groups=32, out_channels=4,
-    up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    use_linear_projection=True,
-)
-SD2_VAE = dict(  # its vae/config.json
-    act_fn="silu", block_out_channels=[128, 256, 512, 512], down_block_types=["DownEncoderBlock2D"] * 4,
-    up_block_types=["UpDecoderBlock2D"] * 4, in_channels=3, out_channels=3, latent_channels=4,
-    layers_per_block=2, norm_num_groups=32, scaling_factor=0.18215,
-)
-SD2_TEXT = dict(  # its text_encoder/config.json (OpenCLIP ViT-H/14's text tower, penultimate layer)
-    hidden_act="gelu", hidden_size=1024, intermediate_size=4096, num_attention_heads=16, num_hidden_layers=23,
-    projection_dim=512, max_position_embeddings=77, vocab_size=49408, layer_norm_eps=1e-5,
-    bos_token_id=0, eos_token_id=2, pad_token_id=1,
-)
 SMALL_VAE_CHANNELS = (16, 16, 32, 32)  # four levels: latents at 1/8 of the image side, as in SD
 V_PREDICTION_FROM = 768  # SD 2.x: the 768 px model predicts v, the 512 px -base model epsilon
 VARIANT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -240,29 +221,28 @@ def build_generator(params: dict, model: NamedModel, seed: int, full_size: bool)
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel
 
+    from genbench.generators.sd2 import sd21_scheduler_config, sd21_text_config, sd21_unet_config, sd21_vae_config
     from genbench.generators.tiny import tiny_text_config, tiny_unet_config, tiny_vae_config
     from genbench.generators.tokenizer import load_clip_tokenizer, write_clip_tokenizer_files
 
     size = _native_size(params, model)
+    v_prediction = size >= V_PREDICTION_FROM
     if full_size:
-        unet_cfg, vae_cfg, text_cfg = dict(SD2_UNET), dict(SD2_VAE), dict(SD2_TEXT)
-        unet_cfg["upcast_attention"] = size >= V_PREDICTION_FROM
+        unet_cfg = sd21_unet_config(sample_size=size // 8, upcast_attention=v_prediction)
+        vae_cfg, text_cfg = sd21_vae_config(), sd21_text_config()
     else:
         levels = len(SMALL_VAE_CHANNELS)
-        unet_cfg, text_cfg = tiny_unet_config(size), tiny_text_config()
+        unet_cfg, text_cfg = dict(tiny_unet_config(size), sample_size=size // 8), tiny_text_config()
         vae_cfg = dict(tiny_vae_config(size), block_out_channels=SMALL_VAE_CHANNELS,
                        down_block_types=("DownEncoderBlock2D",) * levels, up_block_types=("UpDecoderBlock2D",) * levels)
-    unet_cfg["sample_size"], vae_cfg["sample_size"] = size // 8, size
+    vae_cfg["sample_size"] = size
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(**unet_cfg)
     vae = AutoencoderKL(**vae_cfg)
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_cfg))
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = load_clip_tokenizer(write_clip_tokenizer_files(tmp))
-    scheduler = DDIMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction" if size >= V_PREDICTION_FROM else "epsilon",
-    )
+    scheduler = DDIMScheduler(**sd21_scheduler_config("v_prediction" if v_prediction else "epsilon"))
     return StableDiffusionPipeline(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
                                    safety_checker=None, feature_extractor=CLIPImageProcessor(), requires_safety_checker=False)
 
