@@ -17,7 +17,7 @@ synchronised around each timed run. Medians are compared: ratio = kit images/s /
 shared machine the load of others moves single runs by far more than the kit's overhead.
 
 With --sd21 on a GPU, Stable Diffusion 2.1's UNet, VAE and text encoder are built from their
-published configurations (written out below; SD 2.1 768-v: v-prediction, DDIM) with random
+published configurations (genbench.generators.sd2; SD 2.1 768-v: v-prediction, DDIM) with random
 weights, which cost the same compute as the real ones, in float16. For each --sizes it prints
 seconds per image and USD per image at the price snapshot's A100 spot price
 (cost.prices.load_snapshot("paper-2023"): Azure NC24ads A100 v4 spot, 1.47 USD/h). The seconds
@@ -43,44 +43,7 @@ import torch  # noqa: E402
 from genbench.datasets import get_dataset  # noqa: E402
 from genbench.generation import GenerationSettings, ImageMaker, plan_jobs, run_shards, shard_plan_hash, shards_of  # noqa: E402
 from genbench.generators import load_pipeline, weights_sha256  # noqa: E402
-
-
-def sd21_unet_config() -> dict:
-    """stable-diffusion-2-1 (768-v) unet/config.json."""
-    return dict(
-        sample_size=96, in_channels=4, out_channels=4, center_input_sample=False, flip_sin_to_cos=True, freq_shift=0,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        block_out_channels=(320, 640, 1280, 1280), layers_per_block=2, downsample_padding=1, mid_block_scale_factor=1,
-        act_fn="silu", norm_num_groups=32, norm_eps=1e-5, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
-        use_linear_projection=True, upcast_attention=True, dual_cross_attention=False,
-    )
-
-
-def sd21_vae_config() -> dict:
-    """stable-diffusion-2-1 vae/config.json."""
-    return dict(
-        in_channels=3, out_channels=3, latent_channels=4, sample_size=768, layers_per_block=2, act_fn="silu",
-        norm_num_groups=32, block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    )
-
-
-def sd21_text_config() -> dict:
-    """stable-diffusion-2-1 text_encoder/config.json (OpenCLIP ViT-H/14's text tower, 23 of 24 layers)."""
-    return dict(
-        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23, num_attention_heads=16,
-        max_position_embeddings=77, hidden_act="gelu", layer_norm_eps=1e-5, projection_dim=512,
-        bos_token_id=0, eos_token_id=2, pad_token_id=1,
-    )
-
-
-def sd21_scheduler_config() -> dict:
-    """stable-diffusion-2-1 scheduler/scheduler_config.json (DDIM, v-prediction)."""
-    return dict(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1, prediction_type="v_prediction",
-    )
+from genbench.generators.sd2 import sd21_scheduler_config, sd21_text_config, sd21_unet_config, sd21_vae_config  # noqa: E402
 
 
 def build_sd21_random(device: str, dtype: torch.dtype):

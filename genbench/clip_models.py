@@ -79,6 +79,14 @@ def save_clip(model: torch.nn.Module, config: dict, directory: str | Path) -> Pa
     return directory
 
 
+def _tag_uses_quick_gelu(name: str, pretrained: str | None) -> bool:
+    """Whether open_clip's pretrained tag was trained with QuickGELU (OpenAI's CLIPs were; the
+    plain architecture names build GELU, which open_clip only warns about)."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    return bool(pretrained) and bool(get_pretrained_cfg(name.replace("/", "-"), pretrained).get("quick_gelu"))
+
+
 def load_clip(name: str, pretrained: str | None = None, *, seed: int = 0, device: str | torch.device = "cpu") -> ClipBundle:
     if name in BUILTIN_CLIP:
         bundle = BUILTIN_CLIP[name](seed)
@@ -94,7 +102,8 @@ def load_clip(name: str, pretrained: str | None = None, *, seed: int = 0, device
                 "save one with genbench.clip_models.save_clip or run the bootstrap stage"
             )
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device,
+                                                                     force_quick_gelu=_tag_uses_quick_gelu(name, pretrained))
         tokenizer = open_clip.get_tokenizer(name)
     except Exception as exc:  # open_clip raises RuntimeError/ValueError/OSError for missing weights
         raise GenBenchError(

@@ -89,9 +89,19 @@ def set_attention_backend(pipe, backend: str) -> str:
 
 
 def resolved_revision(pipe) -> str | None:
-    """The commit a hub model was loaded from (its snapshot folder in the HF cache), if known."""
-    found = re.search(r"snapshots[/\\]([0-9a-f]{40})", str(getattr(pipe, "name_or_path", "") or ""))
-    return found.group(1) if found else None
+    """The commit a hub model was loaded from (its snapshot folder in the HF cache), if known:
+    from the pipeline's own path, else from its components' (diffusers gives a hub-loaded
+    pipeline the bare id, its components the snapshot's subfolders)."""
+    paths = [getattr(pipe, "name_or_path", None)]
+    for component in getattr(pipe, "components", {}).values():
+        config = getattr(component, "config", None)
+        own = config.get("_name_or_path") if isinstance(config, dict) else getattr(config, "_name_or_path", None)
+        paths += [own, getattr(component, "name_or_path", None)]
+    for path in paths:
+        found = re.search(r"snapshots[/\\]([0-9a-f]{40})", str(path or ""))
+        if found:
+            return found.group(1)
+    return None
 
 
 # Schedulers: name -> (diffusers class name, extra config); "default" keeps the model's own.

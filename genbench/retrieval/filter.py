@@ -32,6 +32,9 @@ class Captioner(Protocol):
     def __call__(self, images: list[np.ndarray], pool_captions: list[str]) -> list[str]: ...
 
 
+DEFAULT_FILTER_CAPTIONER = "Salesforce/blip2-opt-2.7b"  # the model of a bare `blip2` spec
+DEFAULT_BERT = "bert-base-uncased"  # the model of a bare `bert` spec
+
 # A similarity: (captions, class names) -> cosine per pair, shape (N,).
 Similarity = Callable[[list[str], list[str]], np.ndarray]
 
@@ -125,7 +128,7 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 # Captioner specs: name -> factory(argument, device) returning a Captioner.
 CAPTIONERS: dict[str, Callable[[str | None, str], Captioner]] = {
     "pool-caption": lambda arg, device: pool_caption,
-    "blip2": lambda arg, device: Blip2Captioner.from_pretrained(arg or "Salesforce/blip2-opt-2.7b", device),
+    "blip2": lambda arg, device: Blip2Captioner.from_pretrained(arg or DEFAULT_FILTER_CAPTIONER, device),
 }
 
 
@@ -144,7 +147,7 @@ def load_similarity(spec: str, device: str = "cpu", clip_encode: Callable[[list[
             raise GenBenchError("similarity 'clip-text' needs a CLIP text encoder")
         return ClipTextSimilarity(clip_encode)
     if name == "bert":
-        return BertSimilarity.from_pretrained(arg or "bert-base-uncased", device)
+        return BertSimilarity.from_pretrained(arg or DEFAULT_BERT, device)
     raise GenBenchError(f"similarity {spec!r} is not one of clip-text, bert:<model> (e.g. bert:bert-base-uncased)")
 
 
