@@ -109,6 +109,15 @@ def write_standins(workdir: Path, params: dict, sizes: dict, full_size_generator
     return models
 
 
+def standin_line(record: dict) -> str:
+    """One stand-in model as printed: id, revision, kind, the params keys naming it, size or why none."""
+    what = f"{record.get('id')}@{record.get('revision') or '-'} ({record.get('kind', '?')})"
+    keys = ", ".join(record.get("keys") or [])
+    if record.get("provided"):
+        return f"  {what} for {keys}: {record.get('bytes', 0) / 1e6:.1f} MB"
+    return f"  {what} for {keys}: not provided ({record.get('note') or 'no reason given'})"
+
+
 def profile_check(workdir: Path, env: dict) -> str | None:
     """`genbench profile check params.yaml`'s error text, or None when it passes (or the kit has no such command)."""
     has = subprocess.run(tool("genbench") + ["profile", "check", "--help"], cwd=workdir, env=env, capture_output=True)
@@ -143,6 +152,7 @@ def dvc_repro(workdir: Path, env: dict, total: int) -> str | None:
                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             lines.append(line.rstrip("\n"))
             if line.startswith("Running stage '"):
                 running = line.split("'")[1]
@@ -170,6 +180,7 @@ def rehearse(profile: str, datasets: list[str] | None = None, workdir: Path | No
     click.echo(f"rehearsal of {profile}: {len(params['datasets'])} dataset(s) in {workdir}", err=True)
     models = write_standins(workdir, params, sizes, full_size_generator, write_models)
     out.lines.append(f"stand-in models: {len(models)} in {workdir / HF_HOME}")
+    out.lines += [standin_line(m) for m in models]
     problem = profile_check(workdir, env)
     if problem:
         out.errors.append(problem)
