@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -88,6 +89,14 @@ def trace_tags(params_file: str | Path = "params.yaml") -> dict[str, str]:
 def parent_metric_name(stage: str, dataset: str | None, key: str) -> str:
     """The name a stage's metric gets on the pipeline's parent run: digits/cler/cler.generated, cost/usd_total."""
     return f"{dataset}/{stage}/{key}" if dataset and dataset != "all" else f"{stage}/{key}"
+
+
+METRIC_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. :/]")  # MLflow accepts only these characters in a metric name
+
+
+def metric_name(key: str) -> str:
+    """`key` as MLflow accepts it: a strategy such as DT+NP+RD becomes DT_NP_RD in cler.generated.DT_NP_RD."""
+    return METRIC_NAME_UNSAFE.sub("_", key)
 
 
 def system_metrics_enabled() -> bool:
@@ -187,7 +196,7 @@ class StageTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        values = {k: float(v) for k, v in _flatten(metrics).items() if _is_number(v)}
+        values = {metric_name(k): float(v) for k, v in _flatten(metrics).items() if _is_number(v)}
         for run_id, rows in (
             (self.run_id, [Metric(k, v, now, 0) for k, v in values.items()]),
             (self.parent_id, [Metric(parent_metric_name(self.stage, self.dataset, k), v, now, 0) for k, v in values.items()]),

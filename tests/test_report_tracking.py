@@ -94,3 +94,13 @@ def test_parent_metric_names():
     assert parent_metric_name("cler", "digits", "cler.generated") == "digits/cler/cler.generated"
     assert parent_metric_name("cost", "all", "usd_per_image.generated") == "cost/usd_per_image.generated"
     assert parent_metric_name("report", None, "tables") == "report/tables"
+
+
+def test_strategy_names_with_plus_log_as_mlflow_accepts_them(tracked, monkeypatch):
+    """The paper profile's DT+NP+RD: MLflow refuses '+' in a metric name (the rehearsal's cler@voc-2007 stopped on it)."""
+    monkeypatch.setenv("GENBENCH_SYSTEM_METRICS", "0")
+    with StageTracker("cler", "embedded", {"timing_repeats": 1}, run_name="cler@voc-2007", tags={"dataset": "voc-2007"}) as t:
+        t.log_metrics({"cler.generated.DT+NP+RD": 12.5, "cler.generated.DT+NP": 11.0})
+    client, exp_id = _client(tracked)
+    child = client.search_runs([exp_id], filter_string="tags.`genbench.kind` = 'stage'")[0]
+    assert child.data.metrics == {"cler.generated.DT_NP_RD": 12.5, "cler.generated.DT_NP": 11.0}
