@@ -24,7 +24,7 @@ from stages.cli import cli
 from test_datasets_labelmaps import write_memes
 from voc2007_layout import write_voc2007
 
-STAGES = ("prepare", "generate", "embed", "cler", "probe", "quality")
+STAGES = ("prepare", "generate", "embed", "cler", "probe", "quality", "report shots")
 FAST = {
     "prepare": {"shots": 2},
     "generate": {"strategies": ["ST", "DT"], "images_per_class": 2, "steps": 2, "batch_size": 8, "shard_size": 16},
@@ -78,7 +78,7 @@ def run_stages(root: Path, dataset: str, data_root: Path, monkeypatch) -> dict:
 
     monkeypatch.setattr(quality, "linear_probe", recording_probe)
     for stage in STAGES:
-        result = CliRunner().invoke(cli, [stage])
+        result = CliRunner().invoke(cli, stage.split())
         assert result.exit_code == 0, f"{stage}: {result.output}"
     return timed_probe
 
@@ -160,6 +160,17 @@ def test_voc_probe_is_one_vs_rest_scored_with_11_point_map(voc):
             .decision_function(unit(test_feats)) for c in range(20)
         ])
         assert out["score"] == pytest.approx(sklearn_eleven_point_map(scores, test_labels), abs=0.5), name
+
+
+def test_voc_shot_curves_are_11_point_map(voc):
+    root, _, _ = voc
+    sources = read_json(root, "voc-2007", "shots")["sources"]
+    assert [p["shots"] for p in sources["original"]][:2] == [1, 2]  # the k-shot draw of 2 per class, and 1
+    assert [p["shots"] for p in sources["generated"]] == [1, 2, 4]
+    test_feats, test_labels = features(root, "voc-2007", "test")
+    gen_feats, gen_labels = features(root, "voc-2007", "generated")
+    whole = sklearn_eleven_point_map(prototype_logits(gen_feats, one_hot(gen_labels, 20), test_feats), test_labels)
+    assert sources["generated"][-1]["draws"] == 1 and sources["generated"][-1]["cler"] == pytest.approx(whole, abs=1e-6)
 
 
 def test_voc_quality_times_a_multi_label_probe(voc):

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from genbench.datasets import DATASETS, GENBENCH, category_total, get_dataset
+from genbench.kshot import kshot_indices
+from genbench.metrics import evaluate
 from genbench.tables import (
     Column,
     Table,
@@ -296,3 +298,32 @@ def test_cler_by_shots_matches_an_independent_nearest_centroid_and_subsets_per_c
     assert whole[-1]["shots"] == 6 and whole[-1]["draws"] == 1
     assert whole[-1]["cler"] == pytest.approx(nearest_centroid_accuracy(feats[:18], np.repeat(np.arange(3), 6), test,
                                                                         test_y, 3))
+
+
+def test_cler_by_shots_of_multi_hot_labels_draws_by_the_kshot_protocol():
+    rng = np.random.default_rng(2)
+    # rows: 0 {0,1}  1 {0}  2 {1}  3 {1}  4 {0}. At k = 2 class 0 draws 2 of {0, 1, 4}, class 1
+    # 2 of what is left of {0, 2, 3}; at k = 3 class 0 takes all of {0, 1, 4}, leaving class 1
+    # only {2, 3}, so k = 3 is left out.
+    labels = np.array([[1, 1], [1, 0], [0, 1], [0, 1], [1, 0]])
+    feats = rng.normal(size=(5, 4))
+    test = rng.normal(size=(12, 4))
+    test_y = (rng.random((12, 2)) < 0.5).astype(int)
+    test_y[0] = [1, 1]
+    points = cler_by_shots(feats, labels, test, test_y, num_classes=2, metric="map_11point", draws=3, seed=4)
+    assert [p["shots"] for p in points] == [1, 2]
+    for p in points:
+        scores = []
+        for draw in range(3):
+            idx = np.sort(kshot_indices(labels, 2, p["shots"], [4, draw, p["shots"]]))
+            assert len(set(idx.tolist())) == 2 * p["shots"] and (labels[idx].sum(axis=0) >= p["shots"]).all()
+            unit = feats[idx] / np.linalg.norm(feats[idx], axis=1, keepdims=True)
+            sums = labels[idx].T @ unit
+            centres = sums / np.linalg.norm(sums, axis=1, keepdims=True)
+            logits = (test / np.linalg.norm(test, axis=1, keepdims=True)) @ centres.T
+            scores.append(evaluate("map_11point", logits, test_y))
+        assert p["cler"] == pytest.approx(np.mean(scores)) and p["cler_std"] == pytest.approx(np.std(scores))
+    # one-hot rows are the single-label draw of the classes they encode
+    single = np.repeat(np.arange(2), 3)
+    assert cler_by_shots(feats[:1].repeat(6, 0) + rng.normal(size=(6, 4)), np.eye(2, dtype=int)[single], test, test_y,
+                         num_classes=2, metric="map_11point", seed=1)[-1]["draws"] == 1
