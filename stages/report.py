@@ -88,9 +88,11 @@ def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
     n, metric = len(meta["classnames"]), meta["metric"]
     result = {"dataset": {k: meta[k] for k in ("name", "group", "metric", "num_test", "shots") if k in meta}
               | {"classes": n}, "draws": p["draws"], "seed": p["seed"], "sources": {}}
+    drawn_for = {"original": storage.read_manifest(paths.prepared / "original")["class_index"].to_numpy()}
     for name, (feats, labels) in external_sets(paths).items():
         result["sources"][name] = cler_by_shots(feats, labels, test_feats, test_labels, num_classes=n, metric=metric,
-                                                shots=p["counts"], draws=p["draws"], seed=p["seed"])
+                                                shots=p["counts"], draws=p["draws"], seed=p["seed"],
+                                                draw_classes=drawn_for.get(name))
     out = paths.metrics / "shots.json"
     storage.atomic_write_json(out, result)
     click.echo("shots: " + "  ".join(f"{s}: {len(v)} points" for s, v in result["sources"].items()) + f" -> {out}")

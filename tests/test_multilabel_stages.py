@@ -165,12 +165,13 @@ def test_voc_probe_is_one_vs_rest_scored_with_11_point_map(voc):
 def test_voc_shot_curves_are_11_point_map(voc):
     root, _, _ = voc
     sources = read_json(root, "voc-2007", "shots")["sources"]
-    assert [p["shots"] for p in sources["original"]][:2] == [1, 2]  # the k-shot draw of 2 per class, and 1
+    assert [p["shots"] for p in sources["original"]] == [1, 2]  # drawn by the class each image was drawn for
     assert [p["shots"] for p in sources["generated"]] == [1, 2, 4]
     test_feats, test_labels = features(root, "voc-2007", "test")
-    gen_feats, gen_labels = features(root, "voc-2007", "generated")
-    whole = sklearn_eleven_point_map(prototype_logits(gen_feats, one_hot(gen_labels, 20), test_feats), test_labels)
-    assert sources["generated"][-1]["draws"] == 1 and sources["generated"][-1]["cler"] == pytest.approx(whole, abs=1e-6)
+    for name in ("generated", "original"):
+        feats, labels = features(root, "voc-2007", name)
+        whole = sklearn_eleven_point_map(prototype_logits(feats, one_hot(labels, 20), test_feats), test_labels)
+        assert sources[name][-1]["draws"] == 1 and sources[name][-1]["cler"] == pytest.approx(whole, abs=1e-6), name
 
 
 def test_voc_quality_times_a_multi_label_probe(voc):
