@@ -27,7 +27,7 @@ from voc2007_layout import write_voc2007
 STAGES = ("prepare", "generate", "embed", "cler", "probe", "quality", "report shots")
 FAST = {
     "prepare": {"shots": 2},
-    "generate": {"strategies": ["ST", "DT"], "images_per_class": 2, "steps": 2, "batch_size": 8, "shard_size": 16},
+    "generate": {"strategies": ["ST", "DT"], "steps": 2, "batch_size": 8, "shard_size": 16},
     "embed": {"device": "cpu"},
     "cler": {"timing_repeats": 1},
     "quality": {"device": "cpu", "timing_repeats": 1, "timing_warmup": 0},
@@ -61,9 +61,10 @@ def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
     return labels if labels.ndim == 2 else np.eye(classes, dtype=np.int64)[labels]
 
 
-def run_stages(root: Path, dataset: str, data_root: Path, monkeypatch) -> dict:
+def run_stages(root: Path, dataset: str, data_root: Path, monkeypatch, images_per_class: int = 1) -> dict:
     """Run every stage for `dataset` in `root`; returns what the quality stage's timed probe got."""
-    overrides = {**FAST, "datasets": [dataset], "prepare": {**FAST["prepare"], "data_root": str(data_root)}}
+    overrides = {**FAST, "datasets": [dataset], "prepare": {**FAST["prepare"], "data_root": str(data_root)},
+                 "generate": {**FAST["generate"], "images_per_class": images_per_class}}
     write_params(root, overrides)
     monkeypatch.chdir(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -166,7 +167,7 @@ def test_voc_shot_curves_are_11_point_map(voc):
     root, _, _ = voc
     sources = read_json(root, "voc-2007", "shots")["sources"]
     assert [p["shots"] for p in sources["original"]] == [1, 2]  # drawn by the class each image was drawn for
-    assert [p["shots"] for p in sources["generated"]] == [1, 2, 4]
+    assert [p["shots"] for p in sources["generated"]] == [1, 2]  # one image per class and strategy
     test_feats, test_labels = features(root, "voc-2007", "test")
     for name in ("generated", "original"):
         feats, labels = features(root, "voc-2007", name)
@@ -189,7 +190,7 @@ def memes(tmp_path_factory):
     write_memes(root / "raw", "train.jsonl", [(100 + i, i % 2) for i in range(8)])
     write_memes(root / "raw", "dev_seen.jsonl", [(200 + i, int(v)) for i, v in enumerate(rng.integers(0, 2, 24))])
     with pytest.MonkeyPatch.context() as mp:
-        timed_probe = run_stages(root, "hateful-memes", root / "raw", mp)
+        timed_probe = run_stages(root, "hateful-memes", root / "raw", mp, images_per_class=3)
     return root, timed_probe
 
 
