@@ -25,7 +25,8 @@ SCHEMA = {
 }
 
 
-def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray, drawn_classes: np.ndarray | None = None) -> list[dict]:
+def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray,
+          drawn_classes: np.ndarray | None = None) -> list[dict]:
     columns = manifest_label_columns(labels, ds.classnames, drawn_classes)
     return [
         {"key": f"{ds.name}-{split}-{i:06d}", "dataset": ds.name, "split": split, **cols, "source_index": int(src)}
@@ -41,7 +42,8 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     idx = kshot_indices(train.labels, ds.num_classes, p["shots"], p["seed"], ds.classnames)
     with storage.atomic_dir(paths.prepared) as tmp:
         storage.write_image_set(tmp / "test", test.images, _rows(ds, "test", test.labels, np.arange(len(test))))
-        storage.write_image_set(tmp / "original", train.images[idx], _rows(ds, "original", train.labels[idx], idx, drawn_for(ds.num_classes, p["shots"])))
+        original = _rows(ds, "original", train.labels[idx], idx, drawn_for(ds.num_classes, p["shots"]))
+        storage.write_image_set(tmp / "original", train.images[idx], original)
         meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test), "num_original": len(idx)}
         storage.atomic_write_json(tmp / "meta.json", meta)
     click.echo(f"prepare: {ds.name}: {len(test)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")
