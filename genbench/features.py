@@ -1,8 +1,8 @@
 """CLIP features: image and text encoding, L2-normalised, stored as safetensors.
 
-A feature file holds `features` (N, D) float32, `labels` (N,) or (N, C) and a JSON metadata
-string (model name, image set, count), so an image set is encoded once per model and every
-metric reuses it.
+A feature file holds `features` (N, D) float32, `labels` (N,) or (N, C) (which one:
+genbench.labels) and a JSON metadata string (model name, image set, count), so an image set is
+encoded once per model and every metric reuses it.
 
 Images are encoded from a stream (`encode_stream`): `workers` threads decode and preprocess one
 batch while the model encodes the one before (PIL and torch release the GIL), so at most two

@@ -37,7 +37,8 @@ def _positives(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 def kshot_indices(labels: np.ndarray, num_classes: int, shots: int, seed: int,
                   classnames: Sequence[str] | None = None) -> np.ndarray:
-    """Indices into `labels` of the k-shot set (the module's protocol), class by class."""
+    """Indices into `labels` of the k-shot set (the module's protocol), class by class. `seed` is
+    anything numpy.random.default_rng takes; `classnames`, when given, name a short class."""
     positives = _positives(labels, num_classes)
     multilabel = np.asarray(labels).ndim == 2
     rng = np.random.default_rng(seed)

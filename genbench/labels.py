@@ -22,8 +22,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from genbench.metrics.arrays import as_multi_hot
-
 MULTILABEL = "multilabel"
 
 
@@ -59,4 +57,6 @@ def scoring_targets(labels: np.ndarray, task: str, num_classes: int, name: str =
     dataset (single-class labels (N,) become one-hot rows), unchanged otherwise."""
     if task != MULTILABEL:
         return labels
+    from genbench.metrics.arrays import as_multi_hot  # here, so that prepare does not depend on the metrics
+
     return as_multi_hot(labels, name, num_rows=len(labels), num_classes=num_classes)

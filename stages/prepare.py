@@ -34,7 +34,8 @@ SCHEMA = {
 }
 
 
-def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray, drawn_classes: np.ndarray | None = None) -> list[dict]:
+def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray,
+          drawn_classes: np.ndarray | None = None) -> list[dict]:
     columns = manifest_label_columns(labels, ds.classnames, drawn_classes)
     return [
         {"key": f"{ds.name}-{split}-{i:06d}", "dataset": ds.name, "split": split, **cols, "source_index": int(src)}

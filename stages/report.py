@@ -27,7 +27,6 @@ import click
 from genbench import storage
 from genbench.datasets import DATASETS, category_total, get_dataset
 from genbench.errors import GenBenchError
-from genbench.features import load_features
 from genbench.plots import bar_chart, scatter_figure, shots_figure
 from genbench.report import DatasetResults, FigureEntry, TableEntry, build_index, build_report
 from genbench.tables import (
@@ -82,16 +81,18 @@ SHOTS_SCHEMA = {
 # ---- stage `shots`: Figure 3's data for one dataset ----
 
 def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
-    from stages.cler import external_sets
+    from stages.cler import external_sets, real_test_set
 
     meta = paths.read_meta()
-    test_feats, test_labels, _ = load_features(paths.features / "test.safetensors")
+    test_feats, test_labels = real_test_set(paths)
     n, metric = len(meta["classnames"]), meta["metric"]
     result = {"dataset": {k: meta[k] for k in ("name", "group", "metric", "num_test", "shots") if k in meta}
               | {"classes": n}, "draws": p["draws"], "seed": p["seed"], "sources": {}}
+    drawn_for = {"original": storage.read_manifest(paths.prepared / "original")["class_index"].to_numpy()}
     for name, (feats, labels) in external_sets(paths).items():
         result["sources"][name] = cler_by_shots(feats, labels, test_feats, test_labels, num_classes=n, metric=metric,
-                                                shots=p["counts"], draws=p["draws"], seed=p["seed"])
+                                                shots=p["counts"], draws=p["draws"], seed=p["seed"],
+                                                draw_classes=drawn_for.get(name))
     out = paths.metrics / "shots.json"
     storage.atomic_write_json(out, result)
     click.echo("shots: " + "  ".join(f"{s}: {len(v)} points" for s, v in result["sources"].items()) + f" -> {out}")

@@ -180,3 +180,26 @@ def test_bad_arguments(kwargs, match):
 def test_dimension_mismatch_is_named():
     with pytest.raises(GenBenchError, match="test_feats have 3 dims but the prototypes have 2"):
         cler(GEN_FEATS, GEN_LABELS, np.ones((3, 3)), TEST_LABELS, num_classes=2)
+
+
+def test_multi_hot_prototypes_count_an_image_for_every_class_it_shows():
+    # images at 0 deg {class 0}, 90 deg {class 1}, 45 deg {0, 1} (unequal lengths): class 0 is
+    # the mean of 0 and 45 deg, i.e. 22.5 deg; class 1 the mean of 90 and 45 deg, 67.5 deg.
+    feats = np.vstack([_at(0, 3.0), _at(90, 0.5), _at(45, 2.0)])
+    multi_hot = np.array([[1, 0], [0, 1], [1, 1]])
+    np.testing.assert_allclose(class_prototypes(feats, multi_hot, num_classes=2), _at([22.5, 67.5]), atol=1e-12)
+    # one-hot rows give the same prototypes as the integer labels they encode
+    np.testing.assert_allclose(class_prototypes(GEN_FEATS, np.eye(2, dtype=int)[GEN_LABELS], num_classes=2),
+                               class_prototypes(GEN_FEATS, GEN_LABELS, num_classes=2), atol=1e-12)
+    with pytest.raises(GenBenchError, match=r"class index\(es\) \[1\] of 2"):
+        class_prototypes(feats, np.array([[1, 0], [1, 0], [1, 0]]), num_classes=2)
+
+
+def test_label_agreement_hand_worked():
+    from genbench.metrics import label_agreement
+
+    # zero-shot classes of the test points (table above): 88 deg -> 0, 200 deg -> 1, 50 deg -> 0
+    assert label_agreement(TEST_FEATS, TEST_LABELS, TEXT_FEATS) == pytest.approx(200 / 3)
+    # multi-hot: 88 deg is labelled {1}, 200 deg {0, 1}, 50 deg {0}: hits on the last two
+    assert label_agreement(TEST_FEATS, np.array([[0, 1], [1, 1], [1, 0]]), TEXT_FEATS) == pytest.approx(200 / 3)
+    assert label_agreement(TEST_FEATS, np.array([[0, 1], [1, 0], [0, 1]]), TEXT_FEATS) == pytest.approx(0.0)

@@ -24,10 +24,10 @@ from stages.cli import cli
 from test_datasets_labelmaps import write_memes
 from voc2007_layout import write_voc2007
 
-STAGES = ("prepare", "generate", "embed", "cler", "probe", "quality")
+STAGES = ("prepare", "generate", "embed", "cler", "probe", "quality", "report shots")
 FAST = {
     "prepare": {"shots": 2},
-    "generate": {"strategies": ["ST", "DT"], "images_per_class": 2, "steps": 2, "batch_size": 8, "shard_size": 16},
+    "generate": {"strategies": ["ST", "DT"], "steps": 2, "batch_size": 8, "shard_size": 16},
     "embed": {"device": "cpu"},
     "cler": {"timing_repeats": 1},
     "quality": {"device": "cpu", "timing_repeats": 1, "timing_warmup": 0},
@@ -61,9 +61,10 @@ def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
     return labels if labels.ndim == 2 else np.eye(classes, dtype=np.int64)[labels]
 
 
-def run_stages(root: Path, dataset: str, data_root: Path, monkeypatch) -> dict:
+def run_stages(root: Path, dataset: str, data_root: Path, monkeypatch, images_per_class: int = 1) -> dict:
     """Run every stage for `dataset` in `root`; returns what the quality stage's timed probe got."""
-    overrides = {**FAST, "datasets": [dataset], "prepare": {**FAST["prepare"], "data_root": str(data_root)}}
+    overrides = {**FAST, "datasets": [dataset], "prepare": {**FAST["prepare"], "data_root": str(data_root)},
+                 "generate": {**FAST["generate"], "images_per_class": images_per_class}}
     write_params(root, overrides)
     monkeypatch.chdir(root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
@@ -78,7 +79,7 @@ def run_stages(root: Path, dataset: str, data_root: Path, monkeypatch) -> dict:
 
     monkeypatch.setattr(quality, "linear_probe", recording_probe)
     for stage in STAGES:
-        result = CliRunner().invoke(cli, [stage])
+        result = CliRunner().invoke(cli, stage.split())
         assert result.exit_code == 0, f"{stage}: {result.output}"
     return timed_probe
 
@@ -162,6 +163,18 @@ def test_voc_probe_is_one_vs_rest_scored_with_11_point_map(voc):
         assert out["score"] == pytest.approx(sklearn_eleven_point_map(scores, test_labels), abs=0.5), name
 
 
+def test_voc_shot_curves_are_11_point_map(voc):
+    root, _, _ = voc
+    sources = read_json(root, "voc-2007", "shots")["sources"]
+    assert [p["shots"] for p in sources["original"]] == [1, 2]  # drawn by the class each image was drawn for
+    assert [p["shots"] for p in sources["generated"]] == [1, 2]  # one image per class and strategy
+    test_feats, test_labels = features(root, "voc-2007", "test")
+    for name in ("generated", "original"):
+        feats, labels = features(root, "voc-2007", name)
+        whole = sklearn_eleven_point_map(prototype_logits(feats, one_hot(labels, 20), test_feats), test_labels)
+        assert sources[name][-1]["draws"] == 1 and sources[name][-1]["cler"] == pytest.approx(whole, abs=1e-6), name
+
+
 def test_voc_quality_times_a_multi_label_probe(voc):
     root, _, timed_probe = voc
     assert timed_probe["metric"] == "map_11point"
@@ -177,7 +190,7 @@ def memes(tmp_path_factory):
     write_memes(root / "raw", "train.jsonl", [(100 + i, i % 2) for i in range(8)])
     write_memes(root / "raw", "dev_seen.jsonl", [(200 + i, int(v)) for i, v in enumerate(rng.integers(0, 2, 24))])
     with pytest.MonkeyPatch.context() as mp:
-        timed_probe = run_stages(root, "hateful-memes", root / "raw", mp)
+        timed_probe = run_stages(root, "hateful-memes", root / "raw", mp, images_per_class=3)
     return root, timed_probe
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from genbench.datasets import DATASETS, GENBENCH, category_total, get_dataset
+from genbench.errors import GenBenchError
+from genbench.metrics import evaluate
 from genbench.tables import (
     Column,
     Table,
@@ -296,3 +298,41 @@ def test_cler_by_shots_matches_an_independent_nearest_centroid_and_subsets_per_c
     assert whole[-1]["shots"] == 6 and whole[-1]["draws"] == 1
     assert whole[-1]["cler"] == pytest.approx(nearest_centroid_accuracy(feats[:18], np.repeat(np.arange(3), 6), test,
                                                                         test_y, 3))
+
+
+
+def test_cler_by_shots_of_multi_hot_labels_draws_by_the_class_each_row_was_drawn_for():
+    rng = np.random.default_rng(2)
+    # a 2-shot multi-label set: rows 0, 1 drawn for class 0, rows 2, 3 for class 1; row 1 also
+    # shows class 1, row 2 also class 0. Prototypes use every positive row.
+    labels = np.array([[1, 0], [1, 1], [1, 1], [0, 1]])
+    drawn_for = np.array([0, 0, 1, 1])
+    feats = rng.normal(size=(4, 4))
+    test = rng.normal(size=(12, 4))
+    test_y = (rng.random((12, 2)) < 0.5).astype(int)
+    test_y[0] = [1, 1]
+
+    def centroid_map(idx):
+        unit = feats[idx] / np.linalg.norm(feats[idx], axis=1, keepdims=True)
+        sums = labels[idx].T @ unit
+        logits = (test / np.linalg.norm(test, axis=1, keepdims=True)) @ (sums / np.linalg.norm(sums, axis=1, keepdims=True)).T
+        return evaluate("map_11point", logits, test_y)
+
+    points = cler_by_shots(feats, labels, test, test_y, num_classes=2, metric="map_11point", draws=3, seed=4,
+                           draw_classes=drawn_for)
+    assert [p["shots"] for p in points] == [1, 2]
+    assert points[1]["draws"] == 1 and points[1]["cler"] == pytest.approx(centroid_map(np.arange(4)))
+    # k = 1: one row of {0, 1} and one of {2, 3}; the prototypes of a draw like (1, 2) take both rows
+    scores = []
+    for draw in range(3):
+        r = np.random.default_rng([4, draw, 1])
+        scores.append(centroid_map(np.sort([r.choice([0, 1]), r.choice([2, 3])])))
+    assert points[0]["cler"] == pytest.approx(np.mean(scores)) and points[0]["draws"] == 3
+    with pytest.raises(GenBenchError, match="need draw_classes"):
+        cler_by_shots(feats, labels, test, test_y, num_classes=2, metric="map_11point")
+    # one-hot rows are the single-label draw of the classes they encode
+    single = np.repeat(np.arange(2), 2)
+    one_hot = cler_by_shots(feats, np.eye(2, dtype=int)[single], test, test_y, num_classes=2, metric="map_11point", seed=1)
+    indices = cler_by_shots(feats, single, test, test_y, num_classes=2, metric="map_11point", seed=1)
+    assert [(p["shots"], p["draws"]) for p in one_hot] == [(p["shots"], p["draws"]) for p in indices] == [(1, 3), (2, 1)]
+    assert [p["cler"] for p in one_hot] == pytest.approx([p["cler"] for p in indices])

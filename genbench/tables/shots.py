@@ -4,6 +4,12 @@ For each shot count k, `draws` times: take k images of every class at random (wi
 replacement, seeded by (seed, draw, k)), score CLER on the real test set, and report the mean
 and the standard deviation over the draws (one draw when k takes every image of every class).
 Shot counts above the smallest class's image count are left out.
+
+Multi-label sources: the k images of a class are drawn among the rows `draw_classes` assigns to
+it (for a k-shot original set, the class each image was drawn for: its manifest's class_index),
+and the prototypes use the rows' multi-hot labels. So k = the set's own shots is the whole set,
+and every smaller k is a k-shot set of the same kind. One-hot labels are read as the class
+indices they encode.
 """
 
 from __future__ import annotations
@@ -28,20 +34,35 @@ def subset(labels: np.ndarray, shots: int, rng: np.random.Generator, num_classes
     return np.sort(np.concatenate(picked))
 
 
+def row_classes(labels: np.ndarray, draw_classes=None) -> np.ndarray:
+    """The class each row is drawn as: `draw_classes`, or the labels (integer or one-hot)."""
+    if draw_classes is not None:
+        classes = np.asarray(draw_classes, dtype=np.int64)
+        if classes.shape != (len(labels),):
+            raise GenBenchError(f"draw_classes must hold one class per row ({len(labels)}), got shape {classes.shape}")
+        return classes
+    if labels.ndim == 1:
+        return labels
+    if len(labels) and not (labels.sum(axis=1) == 1).all():
+        raise GenBenchError("multi-hot labels with several classes per row need draw_classes (the class each row was drawn for)")
+    return labels.argmax(axis=1)
+
+
 def cler_by_shots(feats, labels, test_feats, test_labels, *, num_classes: int, metric: str = "accuracy",
-                  shots: list[int] | None = None, draws: int = 3, seed: int = 0) -> list[dict]:
+                  shots: list[int] | None = None, draws: int = 3, seed: int = 0, draw_classes=None) -> list[dict]:
     """[{shots, cler, cler_std, draws}] per shot count (see the module docstring)."""
     feats, labels = np.asarray(feats), np.asarray(labels)
     if draws < 1:
         raise GenBenchError(f"draws = {draws!r} must be 1 or more")
-    counts = np.bincount(labels, minlength=num_classes) if len(labels) else np.zeros(num_classes, int)
+    classes = row_classes(labels, draw_classes)
+    counts = np.bincount(classes, minlength=num_classes) if len(classes) else np.zeros(num_classes, int)
     smallest = int(counts.min()) if num_classes else 0
     wanted = default_shot_counts(smallest) if shots is None else sorted({int(k) for k in shots if 0 < int(k) <= smallest})
     points = []
     for k in wanted:
         scores = []
         for draw in range(1 if (counts == k).all() else draws):
-            idx = subset(labels, k, np.random.default_rng([seed, draw, k]), num_classes)
+            idx = subset(classes, k, np.random.default_rng([seed, draw, k]), num_classes)
             scores.append(cler(feats[idx], labels[idx], test_feats, test_labels, num_classes=num_classes,
                                metric=metric)["cler"])
         points.append({"shots": k, "cler": float(np.mean(scores)), "cler_std": float(np.std(scores)),
