@@ -42,6 +42,7 @@ import torch
 
 from genbench.errors import GenBenchError
 from genbench.rehearsal.hf_cache import hub_cache, import_folder, snapshot_bytes
+from genbench.retrieval.filter import DEFAULT_BERT, DEFAULT_FILTER_CAPTIONER, split_spec
 
 GENERATOR, TEXT_TO_TEXT, CAPTIONER, TEXT_ENCODER, CLIP = "generator", "text-to-text", "captioner", "text-encoder", "clip"
 
@@ -60,7 +61,6 @@ class ModelKey:
 
 def _spec_model(prefix: str, default: str) -> Callable[[str], str | None]:
     """`prefix:ID` -> ID (a bare `prefix` -> default); any other spec names no model."""
-    from genbench.retrieval.filter import split_spec
 
     def model_id(value: str) -> str | None:
         name, arg = split_spec(value)
@@ -69,27 +69,21 @@ def _spec_model(prefix: str, default: str) -> Callable[[str], str | None]:
     return model_id
 
 
-def _model_keys() -> tuple[ModelKey, ...]:
-    from genbench.retrieval.filter import DEFAULT_BERT, DEFAULT_FILTER_CAPTIONER
-
-    return (
-        ModelKey("generate", "model", GENERATOR, "revision"),
-        ModelKey("invert", "model", GENERATOR, "revision"),
-        ModelKey("generate", "le_model", TEXT_TO_TEXT, "le_revision"),
-        ModelKey("generate", "cip_model", CAPTIONER, "cip_revision"),
-        ModelKey("invert", "filter_captioner", CAPTIONER, None, _spec_model("blip2", DEFAULT_FILTER_CAPTIONER)),
-        ModelKey("invert", "filter_similarity", TEXT_ENCODER, None, _spec_model("bert", DEFAULT_BERT)),
-        ModelKey("embed", "model", CLIP, "pretrained"),
-        ModelKey("generate", "cf_model", CLIP, "cf_pretrained"),
-        ModelKey("index", "model", CLIP, "pretrained"),
-        ModelKey("quality", "model", CLIP, "pretrained"),
-        ModelKey("invert", "filter_clip_model", CLIP, "filter_clip_pretrained"),
-    )
-
-
 # Every params key that names a model (the stages that load one: generate, invert, embed, index
 # (and retrieve, which loads the index's model), quality).
-MODEL_KEYS = _model_keys()
+MODEL_KEYS = (
+    ModelKey("generate", "model", GENERATOR, "revision"),
+    ModelKey("invert", "model", GENERATOR, "revision"),
+    ModelKey("generate", "le_model", TEXT_TO_TEXT, "le_revision"),
+    ModelKey("generate", "cip_model", CAPTIONER, "cip_revision"),
+    ModelKey("invert", "filter_captioner", CAPTIONER, None, _spec_model("blip2", DEFAULT_FILTER_CAPTIONER)),
+    ModelKey("invert", "filter_similarity", TEXT_ENCODER, None, _spec_model("bert", DEFAULT_BERT)),
+    ModelKey("embed", "model", CLIP, "pretrained"),
+    ModelKey("generate", "cf_model", CLIP, "cf_pretrained"),
+    ModelKey("index", "model", CLIP, "pretrained"),
+    ModelKey("quality", "model", CLIP, "pretrained"),
+    ModelKey("invert", "filter_clip_model", CLIP, "filter_clip_pretrained"),
+)
 
 
 @dataclass
