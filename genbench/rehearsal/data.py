@@ -181,17 +181,17 @@ def _pool_records(names: list[str], per_class: int, size: int, seed: int) -> lis
             for _ in range(per_class):
                 caption = CLASS_CAPTIONS[rng.integers(len(CLASS_CAPTIONS))].format(c=classname)
                 records.append({"caption": caption, "image": painter.rgb(k, size), "dataset": spec.name,
-                                "class_name": classname, "kind": "class"})
+                                "class_index": k, "class_name": classname, "kind": "class"})
     clutter = Painter("pool clutter", seed)
     class_items = len(records)
     for _ in range(math.ceil(VAGUE_FRACTION * class_items)):
         records.append({"caption": VAGUE_CAPTIONS[rng.integers(len(VAGUE_CAPTIONS))], "image": clutter.clutter(size),
-                        "dataset": "", "class_name": "", "kind": "vague"})
+                        "dataset": "", "class_index": -1, "class_name": "", "kind": "vague"})
     for n in range(math.ceil(DISTRACTOR_FRACTION * class_items)):
         caption = (CLASS_CAPTIONS[rng.integers(len(CLASS_CAPTIONS))].format(c=all_names[rng.integers(len(all_names))])
                    if n % 2 == 0 else UNRELATED_CAPTIONS[rng.integers(len(UNRELATED_CAPTIONS))])
-        records.append({"caption": caption, "image": clutter.clutter(size), "dataset": "", "class_name": "",
-                        "kind": "distractor"})
+        records.append({"caption": caption, "image": clutter.clutter(size), "dataset": "", "class_index": -1,
+                        "class_name": "", "kind": "distractor"})
     return [records[i] for i in rng.permutation(len(records))]
 
 
@@ -201,7 +201,8 @@ def _pool_columns(chunk: list[dict], start: int, size: int) -> dict[str, list]:
             "url": [f"https://standin.invalid/{k}.jpg" for k in keys],
             "width": [size] * len(chunk), "height": [size] * len(chunk), "status": ["success"] * len(chunk),
             "jpg": [encode(r["image"], "JPEG") for r in chunk],
-            "dataset": [r["dataset"] for r in chunk], "class_name": [r["class_name"] for r in chunk],
+            "dataset": [r["dataset"] for r in chunk], "class_index": [r["class_index"] for r in chunk],
+            "class_name": [r["class_name"] for r in chunk],
             "kind": [r["kind"] for r in chunk]}
 
 
@@ -228,7 +229,8 @@ def write_standin_pool(dataset_names: Sequence[str], pool_dir: str | Path, *, pe
     retrieval query uses them) with an image of that class, plus vague captions and distractors.
     Layout `parquet` is img2dataset's LAION output (shards 00000.parquet, ... with key, caption,
     url, width, height, status, jpg), `webdataset` its tar output (<key>.jpg/.txt/.json); extra
-    columns dataset, class_name and kind (class, vague, distractor) say what each item is."""
+    columns dataset, class_index, class_name and kind (class, vague, distractor; -1 and '' where
+    no class) say what each item is."""
     started = time.perf_counter()
     if layout not in POOL_LAYOUTS:
         raise GenBenchError(f"pool layout {layout!r} is not one of {', '.join(POOL_LAYOUTS)}")
