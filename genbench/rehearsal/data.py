@@ -4,7 +4,9 @@ layout its first source reads, and a caption pool in the layout `index.pool` rea
 A stand-in dataset has every class of the real label set and a few small synthetic images per
 class and split (`genbench.rehearsal.painter`: a seeded stripe pattern per class, so classes are
 separable). Where the dataset's reader splits by a fixed per-class rule, as many images are
-written as the rule needs (`SPLIT_RULES`); the record says what the reader will see.
+written as the rule needs (`SPLIT_RULES`); the record says what the reader will see. Where the
+rule forces more test images than asked (SUN-397, EuroSAT, RESISC-45), each class has at least
+16 distinct images and its other files are hard links to them, which keeps writing fast.
 
 torchvision compares a few local files with the published archives' MD5 sums; read stand-ins
 with GENBENCH_STANDIN_DATA=1 (`genbench.datasets.standin`).
@@ -107,18 +109,27 @@ def _claim(folder: Path) -> None:
                             "choose an empty data root for stand-in data")
 
 
-def _bytes_below(folder: Path) -> int:
+def _bytes_below(folder: Path, seen: set | None = None) -> int:
+    """Bytes of the files below `folder`, each hard-linked file counted once."""
+    seen = set() if seen is None else seen
     total = 0
     for entry in os.scandir(folder):
-        total += _bytes_below(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else entry.stat().st_size
+        if entry.is_dir(follow_symlinks=False):
+            total += _bytes_below(Path(entry.path), seen)
+            continue
+        stat = entry.stat(follow_symlinks=False)
+        if (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            total += stat.st_size
     return total
 
 
 def write_standin_dataset(name: str, data_root: str | Path, *, train_per_class: int, test_per_class: int,
                           image_size: int, seed: int) -> dict:
     """Write a stand-in of dataset `name` below `data_root` in its first source's layout, replacing
-    an earlier stand-in there; returns its record: name, layout (the source kind), path, images,
-    bytes, per_class (label counts per split as the reader sees them; VOC: positives per class),
+    an earlier stand-in there; returns its record: name, layout (the source kind), path, images
+    (files or entries the reader sees), linked (of those, hard links to a class's earlier images,
+    where a split rule forced more than asked), bytes (on disk), per_class (label counts per split as the reader sees them; VOC: positives per class),
     forced (the splits a reader rule fixed) and seconds."""
     started = time.perf_counter()
     spec = get_dataset(name)
@@ -132,11 +143,12 @@ def write_standin_dataset(name: str, data_root: str | Path, *, train_per_class: 
     per_split, forced = _per_split(spec.name, train, test)
     folder = standin_folder(spec.name, data_root)
     _claim(folder)
-    plan = Plan(spec.name, spec.classnames, per_split, size, Painter(spec.name, seed), spec.templates)
+    plan = Plan(spec.name, spec.classnames, per_split, size, Painter(spec.name, seed), spec.templates,
+                requested={"train": train, "test": test})
     with storage.atomic_dir(folder) as tmp:
         counts = WRITERS[spec.name](plan, tmp) or {s: [per_split[s]] * plan.num_classes for s in SPLITS}
         record = {"name": spec.name, "layout": first_source(spec.name).kind, "path": str(folder),
-                  "images": plan.images, "per_class": counts, "forced": forced, "image_size": size, "seed": seed}
+                  "images": plan.images, "linked": plan.links, "per_class": counts, "forced": forced, "image_size": size, "seed": seed}
         (tmp / MARKER).write_text(json.dumps(record, indent=1) + "\n")
         record["bytes"] = _bytes_below(tmp)
     if spec.loader.available(Path(data_root)) is not first_source(spec.name):
