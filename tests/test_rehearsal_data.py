@@ -14,7 +14,7 @@ from PIL import Image
 from genbench.datasets import GENBENCH, get_dataset
 from genbench.datasets.standin import STANDIN_ENV
 from genbench.errors import GenBenchError
-from genbench.rehearsal.data import (ALL_DATASETS, MARKER, SPLIT_RULES, WRITERS, write_standin_data,
+from genbench.rehearsal.data import (ALL_DATASETS, MARKER, WRITERS, write_standin_data,
                                      write_standin_dataset, write_standin_pool)
 from genbench.retrieval.index import CaptionIndex, write_caption_index
 from genbench.retrieval.pool import count_pool, iter_pool
@@ -133,6 +133,7 @@ def test_a_rewrite_replaces_the_stand_in(tmp_path):
     ({"name": "digits"}, "has no stand-in"),
     ({"name": "dtd", "test_per_class": 0}, "must be a positive integer"),
     ({"name": "dtd", "image_size": 4}, "at least 8 pixels"),
+    ({"name": "dtd", "seed": -1}, "non-negative integer"),
 ])
 def test_bad_requests_are_one_user_error(tmp_path, kwargs, message):
     args = {"train_per_class": TRAIN, "test_per_class": TEST, "image_size": SIZE, "seed": 0, **kwargs}

@@ -90,6 +90,12 @@ def _positive_int(value, what: str) -> int:
     return int(value)
 
 
+def _seed(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise GenBenchError(f"stand-in seed = {value!r} must be a non-negative integer")
+    return int(value)
+
+
 def _per_split(name: str, train: int, test: int) -> tuple[dict[str, int], dict[str, int]]:
     """(images per class per split the reader will see, the splits a rule fixed)."""
     per_split = {"train": train, "test": test}
@@ -129,8 +135,9 @@ def write_standin_dataset(name: str, data_root: str | Path, *, train_per_class: 
     """Write a stand-in of dataset `name` below `data_root` in its first source's layout, replacing
     an earlier stand-in there; returns its record: name, layout (the source kind), path, images
     (files or entries the reader sees), linked (of those, hard links to a class's earlier images,
-    where a split rule forced more than asked), bytes (on disk), per_class (label counts per split as the reader sees them; VOC: positives per class),
-    forced (the splits a reader rule fixed) and seconds."""
+    where a split rule forced more than asked), bytes (on disk), per_class (label counts per split
+    as the reader sees them; VOC: positives per class), forced (the splits a reader rule fixed)
+    and seconds."""
     started = time.perf_counter()
     spec = get_dataset(name)
     if spec.name not in WRITERS:
@@ -140,6 +147,7 @@ def write_standin_dataset(name: str, data_root: str | Path, *, train_per_class: 
     size = _positive_int(image_size, "stand-in image size")
     if size < 8:
         raise GenBenchError(f"stand-in image size = {size} must be at least 8 pixels")
+    seed = _seed(seed)
     per_split, forced = _per_split(spec.name, train, test)
     folder = standin_folder(spec.name, data_root)
     _claim(folder)
@@ -249,6 +257,7 @@ def write_standin_pool(dataset_names: Sequence[str], pool_dir: str | Path, *, pe
     per_class = _positive_int(per_class, "pool captions per class")
     size = _positive_int(image_size, "pool image size")
     shard_size = _positive_int(shard_size, "pool shard size")
+    seed = _seed(seed)
     names = [get_dataset(n).name for n in dataset_names]
     if not names:
         raise GenBenchError("a stand-in pool needs at least one dataset")
