@@ -4,7 +4,9 @@ layout its first source reads, and a caption pool in the layout `index.pool` rea
 A stand-in dataset has every class of the real label set and a few small synthetic images per
 class and split (`genbench.rehearsal.painter`: a seeded stripe pattern per class, so classes are
 separable). Where the dataset's reader splits by a fixed per-class rule, as many images are
-written as the rule needs (`SPLIT_RULES`); the record says what the reader will see.
+written as the rule needs (`SPLIT_RULES`); the record says what the reader will see. Where the
+rule forces more test images than asked (SUN-397, EuroSAT, RESISC-45), each class has at least
+16 distinct images and its other files are hard links to them, which keeps writing fast.
 
 torchvision compares a few local files with the published archives' MD5 sums; read stand-ins
 with GENBENCH_STANDIN_DATA=1 (`genbench.datasets.standin`).
@@ -88,6 +90,12 @@ def _positive_int(value, what: str) -> int:
     return int(value)
 
 
+def _seed(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise GenBenchError(f"stand-in seed = {value!r} must be a non-negative integer")
+    return int(value)
+
+
 def _per_split(name: str, train: int, test: int) -> tuple[dict[str, int], dict[str, int]]:
     """(images per class per split the reader will see, the splits a rule fixed)."""
     per_split = {"train": train, "test": test}
@@ -107,19 +115,29 @@ def _claim(folder: Path) -> None:
                             "choose an empty data root for stand-in data")
 
 
-def _bytes_below(folder: Path) -> int:
+def _bytes_below(folder: Path, seen: set | None = None) -> int:
+    """Bytes of the files below `folder`, each hard-linked file counted once."""
+    seen = set() if seen is None else seen
     total = 0
     for entry in os.scandir(folder):
-        total += _bytes_below(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else entry.stat().st_size
+        if entry.is_dir(follow_symlinks=False):
+            total += _bytes_below(Path(entry.path), seen)
+            continue
+        stat = entry.stat(follow_symlinks=False)
+        if (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            total += stat.st_size
     return total
 
 
 def write_standin_dataset(name: str, data_root: str | Path, *, train_per_class: int, test_per_class: int,
                           image_size: int, seed: int) -> dict:
     """Write a stand-in of dataset `name` below `data_root` in its first source's layout, replacing
-    an earlier stand-in there; returns its record: name, layout (the source kind), path, images,
-    bytes, per_class (label counts per split as the reader sees them; VOC: positives per class),
-    forced (the splits a reader rule fixed) and seconds."""
+    an earlier stand-in there; returns its record: name, layout (the source kind), path, images
+    (files or entries the reader sees), linked (of those, hard links to a class's earlier images,
+    where a split rule forced more than asked), bytes (on disk), per_class (label counts per split
+    as the reader sees them; VOC: positives per class), forced (the splits a reader rule fixed)
+    and seconds."""
     started = time.perf_counter()
     spec = get_dataset(name)
     if spec.name not in WRITERS:
@@ -129,14 +147,16 @@ def write_standin_dataset(name: str, data_root: str | Path, *, train_per_class: 
     size = _positive_int(image_size, "stand-in image size")
     if size < 8:
         raise GenBenchError(f"stand-in image size = {size} must be at least 8 pixels")
+    seed = _seed(seed)
     per_split, forced = _per_split(spec.name, train, test)
     folder = standin_folder(spec.name, data_root)
     _claim(folder)
-    plan = Plan(spec.name, spec.classnames, per_split, size, Painter(spec.name, seed), spec.templates)
+    plan = Plan(spec.name, spec.classnames, per_split, size, Painter(spec.name, seed), spec.templates,
+                requested={"train": train, "test": test})
     with storage.atomic_dir(folder) as tmp:
         counts = WRITERS[spec.name](plan, tmp) or {s: [per_split[s]] * plan.num_classes for s in SPLITS}
         record = {"name": spec.name, "layout": first_source(spec.name).kind, "path": str(folder),
-                  "images": plan.images, "per_class": counts, "forced": forced, "image_size": size, "seed": seed}
+                  "images": plan.images, "linked": plan.links, "per_class": counts, "forced": forced, "image_size": size, "seed": seed}
         (tmp / MARKER).write_text(json.dumps(record, indent=1) + "\n")
         record["bytes"] = _bytes_below(tmp)
     if spec.loader.available(Path(data_root)) is not first_source(spec.name):
@@ -181,17 +201,17 @@ def _pool_records(names: list[str], per_class: int, size: int, seed: int) -> lis
             for _ in range(per_class):
                 caption = CLASS_CAPTIONS[rng.integers(len(CLASS_CAPTIONS))].format(c=classname)
                 records.append({"caption": caption, "image": painter.rgb(k, size), "dataset": spec.name,
-                                "class_name": classname, "kind": "class"})
+                                "class_index": k, "class_name": classname, "kind": "class"})
     clutter = Painter("pool clutter", seed)
     class_items = len(records)
     for _ in range(math.ceil(VAGUE_FRACTION * class_items)):
         records.append({"caption": VAGUE_CAPTIONS[rng.integers(len(VAGUE_CAPTIONS))], "image": clutter.clutter(size),
-                        "dataset": "", "class_name": "", "kind": "vague"})
+                        "dataset": "", "class_index": -1, "class_name": "", "kind": "vague"})
     for n in range(math.ceil(DISTRACTOR_FRACTION * class_items)):
         caption = (CLASS_CAPTIONS[rng.integers(len(CLASS_CAPTIONS))].format(c=all_names[rng.integers(len(all_names))])
                    if n % 2 == 0 else UNRELATED_CAPTIONS[rng.integers(len(UNRELATED_CAPTIONS))])
-        records.append({"caption": caption, "image": clutter.clutter(size), "dataset": "", "class_name": "",
-                        "kind": "distractor"})
+        records.append({"caption": caption, "image": clutter.clutter(size), "dataset": "", "class_index": -1,
+                        "class_name": "", "kind": "distractor"})
     return [records[i] for i in rng.permutation(len(records))]
 
 
@@ -201,7 +221,8 @@ def _pool_columns(chunk: list[dict], start: int, size: int) -> dict[str, list]:
             "url": [f"https://standin.invalid/{k}.jpg" for k in keys],
             "width": [size] * len(chunk), "height": [size] * len(chunk), "status": ["success"] * len(chunk),
             "jpg": [encode(r["image"], "JPEG") for r in chunk],
-            "dataset": [r["dataset"] for r in chunk], "class_name": [r["class_name"] for r in chunk],
+            "dataset": [r["dataset"] for r in chunk], "class_index": [r["class_index"] for r in chunk],
+            "class_name": [r["class_name"] for r in chunk],
             "kind": [r["kind"] for r in chunk]}
 
 
@@ -228,13 +249,15 @@ def write_standin_pool(dataset_names: Sequence[str], pool_dir: str | Path, *, pe
     retrieval query uses them) with an image of that class, plus vague captions and distractors.
     Layout `parquet` is img2dataset's LAION output (shards 00000.parquet, ... with key, caption,
     url, width, height, status, jpg), `webdataset` its tar output (<key>.jpg/.txt/.json); extra
-    columns dataset, class_name and kind (class, vague, distractor) say what each item is."""
+    columns dataset, class_index, class_name and kind (class, vague, distractor; -1 and '' where
+    no class) say what each item is."""
     started = time.perf_counter()
     if layout not in POOL_LAYOUTS:
         raise GenBenchError(f"pool layout {layout!r} is not one of {', '.join(POOL_LAYOUTS)}")
     per_class = _positive_int(per_class, "pool captions per class")
     size = _positive_int(image_size, "pool image size")
     shard_size = _positive_int(shard_size, "pool shard size")
+    seed = _seed(seed)
     names = [get_dataset(n).name for n in dataset_names]
     if not names:
         raise GenBenchError("a stand-in pool needs at least one dataset")

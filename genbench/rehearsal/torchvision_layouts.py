@@ -167,11 +167,17 @@ def voc2007(plan: Plan, top: Path) -> dict[str, list[int]]:
 
 def class_folders(plan: Plan, base: Path, folders: list[str], stem: str = "image_{n:04d}.jpg") -> None:
     """`base/<folder of class k>/` holding all of class k's images (train and test together), for
-    readers that split by a seeded per-class rule."""
+    readers that split by a seeded per-class rule. Past `plan.distinct_per_class()` images a class's
+    files are hard links to its earlier ones, in turn (a rule's surplus costs no encoding)."""
+    total = plan.per_split["train"] + plan.per_split["test"]
+    distinct = plan.distinct_per_class()
     for k, folder in enumerate(folders):
-        for n in range(plan.per_split["train"] + plan.per_split["test"]):
-            name = stem.format(n=n + 1, folder=folder)
-            plan.write_image(base / folder / name, plan.painter.rgb(k, plan.size))
+        paths = [base / folder / stem.format(n=n + 1, folder=folder) for n in range(total)]
+        for n, path in enumerate(paths):
+            if n < distinct:
+                plan.write_image(path, plan.painter.rgb(k, plan.size))
+            else:
+                plan.link_image(path, paths[n % distinct])
 
 
 def caltech101(plan: Plan, top: Path) -> None:
