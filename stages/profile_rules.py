@@ -228,17 +228,18 @@ def _models_wired(v: dict) -> list[str]:
     stage's model dependency (`models.deps`) from the `models` section: they must fit the model keys."""
     m, out = v["models"], []
     local = _local_models(v)
-    for key, path in local.items():
-        if _inside(path, str(bootstrap.MODELS)) and MINIATURE not in m["train"]:
-            out.append(f"params key '{key}' reads {path}, which the bootstrap stage trains, but models.train = "
-                       f"{m['train']!r}; add {MINIATURE!r} to models.train")
-        if not _inside(path, m["deps"]):
-            out.append(f"params key '{key}' reads {path}, outside models.deps = {m['deps']!r}; DVC would neither order "
-                       "nor rerun the stage for it: set models.deps to a folder that holds it")
+    untrained = [k for k, path in local.items() if _inside(path, str(bootstrap.MODELS))] if MINIATURE not in m["train"] else []
+    if untrained:
+        out.append(f"params keys {', '.join(untrained)} read {bootstrap.MODELS}, which the bootstrap stage trains, but "
+                   f"models.train = {m['train']!r}; add {MINIATURE!r} to models.train")
+    untracked = [k for k, path in local.items() if not _inside(path, m["deps"])]
+    if untracked:
+        out.append(f"params keys {', '.join(untracked)} read folders outside models.deps = {m['deps']!r}, so DVC would "
+                   "neither order nor rerun their stages for them; set models.deps to the folder that holds them")
     made = MINIATURE in m["train"] and _inside(m["deps"], str(bootstrap.MODELS))
-    if not made and not Path(m["deps"]).exists():
+    if not made and not untrained and not Path(m["deps"]).exists():
         out.append(f"params key 'models.deps' = {m['deps']!r} does not exist and no stage makes it; "
-                   "DVC needs an existing path (the paper profile uses models/README.md)")
+                   "DVC needs an existing path (hub models: models/README.md)")
     return out
 
 

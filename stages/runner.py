@@ -1,8 +1,8 @@
 """The frame every stage runs in: validate params, track, meter, price, record.
 
 `run_stage` refuses unknown top-level sections and a `profile` that names no profile
-(stages.profile_rules), reads the stage's own params section (plus `profile` for the MLflow experiment and
-`cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs before
+(stages.profile_rules), reads the stage's own params section (plus `profile` for the MLflow
+experiment and `cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs before
 anything is written, then opens the MLflow child run, meters the work, prices the meter reading
 with the named price snapshot and writes it to `meter/datasets/<dataset>/<stage>.json` (or
 `meter/pipeline/<stage>.json` for pipeline-wide stages) for the cost stage.
@@ -59,9 +59,8 @@ def run_stage(
     from cost.meter import Meter, Reading
     from cost.prices import load_snapshot
 
-    from stages.tracking import StageTracker
-
     from stages.profile_rules import name_problems  # imported here: it imports every stage module
+    from stages.tracking import StageTracker
 
     all_params = read_params_file(params_file)
     problems = name_problems(all_params, params_file)
