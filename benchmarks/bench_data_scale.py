@@ -17,7 +17,9 @@ Method:
   (`EMBED_EXECUTORS["local"]`: shards read, PNGs decoded and preprocessed by --workers threads
   one batch ahead of the model), and by a bare loop over the same images decoded into memory
   beforehand (`torch.stack([preprocess(Image.fromarray(x)) ...])` then `model.encode_image`),
-  same model object, same batch size. Both after one warm-up batch; the better of --repeats.
+  same model object, same batch size, after one warm-up batch. The three (bare, embed with
+  --workers threads, embed with 0) run in --rounds interleaved rounds whose order rotates, so
+  the load of a shared machine falls alike on each; rates are over all rounds.
   The model is an open_clip architecture with seeded random weights (no download; compute is
   that of the real weights) unless --embed-model names the kit's built-in tiny-clip.
 """
@@ -100,17 +102,22 @@ def run_prepare(workdir: Path, folder: Path, args) -> dict:
 
 
 def embed_rates(image_set: Path, args) -> dict:
+    """Images per second of the bare loop and of the embed executor (--workers threads and 0),
+    run in interleaved rounds over the same --embed-images images, the order rotating each round,
+    so that the load of a shared machine falls alike on all three."""
     import torch
 
     from genbench import storage
     from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, load_encoder
 
     torch.set_num_threads(args.threads)
-    images, _ = storage.load_image_set(image_set)
-    worker = EmbeddingWorker(args.embed_model, None, batch_size=args.batch_size, cpu_threads=args.threads,
-                             decode_workers=args.workers)
-    bundle = load_encoder(worker).bundle
-    model, preprocess, bs = bundle.model, bundle.preprocess, args.batch_size
+    images, manifest = storage.load_image_set(image_set)
+    images, rows = images[: args.embed_images], manifest.head(args.embed_images).drop(columns=["sha256", "shard"])
+    subset = image_set.parent / "embed-bench"
+    storage.write_image_set(subset, images, rows.to_dict("records"), shard_size=1000)
+    bs = args.batch_size
+    bundle = load_encoder(EmbeddingWorker(args.embed_model, None, batch_size=bs, cpu_threads=args.threads)).bundle
+    model, preprocess = bundle.model, bundle.preprocess
 
     @torch.no_grad()
     def bare() -> None:
@@ -119,21 +126,19 @@ def embed_rates(image_set: Path, args) -> dict:
             model.encode_image(batch)
 
     def kit(workers: int):
-        def run() -> None:
-            EMBED_EXECUTORS["local"]({"set": image_set}, EmbeddingWorker(args.embed_model, None, batch_size=bs,
-                                     cpu_threads=args.threads, decode_workers=workers), progress=False)
-        return run
+        worker = EmbeddingWorker(args.embed_model, None, batch_size=bs, cpu_threads=args.threads, decode_workers=workers)
+        return lambda: EMBED_EXECUTORS["local"]({"set": subset}, worker, progress=False)
 
     with torch.no_grad():
         model.encode_image(torch.stack([preprocess(Image.fromarray(x)) for x in images[:bs]]))
-    runs = {"bare": bare, f"embed (workers={args.workers})": kit(args.workers), "embed (workers=0)": kit(0)}
-    best = {name: float("inf") for name in runs}
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
+    runs = [("bare", bare), (f"embed (workers={args.workers})", kit(args.workers)), ("embed (workers=0)", kit(0))]
+    seconds = {name: 0.0 for name, _ in runs}
+    for r in range(args.rounds):
+        for name, fn in runs[r % len(runs):] + runs[: r % len(runs)]:
             start = time.perf_counter()
             fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: len(images) / seconds for name, seconds in best.items()} | {"images": len(images)}
+            seconds[name] += time.perf_counter() - start
+    return {name: args.rounds * len(images) / s for name, s in seconds.items()} | {"images": len(images)}
 
 
 def main() -> None:
@@ -149,7 +154,8 @@ def main() -> None:
     ap.add_argument("--embed-model", default="ViT-B-32", help="open_clip architecture (random weights) or tiny-clip")
     ap.add_argument("--batch-size", type=int, default=32, help="embed batch size")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--embed-images", type=int, default=128, help="images encoded per round")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds of bare loop and embed")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -174,8 +180,8 @@ def main() -> None:
             a, b = results[sizes[0]]["peak_rss_mb"], results[sizes[-1]]["peak_rss_mb"]
             print(f"peak RSS ratio {sizes[-1]:,} / {sizes[0]:,}: {b / a:.2f}x (target <= 1.2x, and < 1500 MB)")
         rates = embed_rates(results[sizes[0]]["prepared"] / "test", args)
-        print(f"embed: {rates.pop('images')} test images of {args.image_size} px, {args.embed_model}, batch "
-              f"{args.batch_size}, {args.threads} torch threads")
+        print(f"embed: {rates.pop('images')} test images of {args.image_size} px x {args.rounds} interleaved rounds, "
+              f"{args.embed_model}, batch {args.batch_size}, {args.threads} torch threads")
         bare = rates["bare"]
         for name, rate in rates.items():
             print(f"  {name:<22} {rate:7.1f} images/s  ({rate / bare:.2f}x bare)")
