@@ -21,6 +21,11 @@ def _save(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
+def grid_rows(manifest: pd.DataFrame, per_class: int = 8) -> pd.DataFrame:
+    """The manifest rows `sample_grid` shows: each class's first `per_class`, in manifest order."""
+    return manifest[manifest.groupby("class_index").cumcount() < per_class].reset_index(drop=True)
+
+
 def sample_grid(images: np.ndarray, manifest: pd.DataFrame, classnames: list[str], path: str | Path,
                 per_class: int = 8, title: str = "") -> None:
     """One row per class (its first `per_class` images in manifest order)."""

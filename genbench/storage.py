@@ -190,6 +190,23 @@ def load_image_set(directory: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
     return images, manifest
 
 
+def load_images(directory: str | Path, manifest: pd.DataFrame) -> np.ndarray:
+    """The images of the given manifest rows (a subset of the set's manifest), decoded in row
+    order; only their members of their shards are read, each checked against its sha256."""
+    directory = Path(directory)
+    by_key: dict[str, np.ndarray] = {}
+    for shard, rows in manifest.groupby("shard", sort=True):
+        with tarfile.open(directory / shard, "r") as tar:
+            for key, sha in zip(rows["key"], rows["sha256"]):
+                png = tar.extractfile(f"{key}.png").read()
+                if sha256_bytes(png) != sha:
+                    raise ValueError(f"{directory / shard}: image {key} does not match its sha256; the shard is corrupt")
+                by_key[key] = decode_png(png)
+    if not by_key:
+        return np.zeros((0, 1, 1, 3), np.uint8)
+    return np.stack([by_key[k] for k in manifest["key"]])
+
+
 def remove_stale(directory: str | Path, keep: set[str]) -> None:
     """Delete shard files and temporaries of the set that are not in `keep` (file names)."""
     for path in Path(directory).iterdir():

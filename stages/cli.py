@@ -17,8 +17,33 @@ except ImportError:  # cost/ not installed alongside
     pass
 
 
+# command name -> "module:attribute" of its click command, imported only when that command runs
+# (so `genbench prepare` does not load torch, which the model stages need)
+COMMANDS = {
+    "bootstrap": "stages.bootstrap:command", "prepare": "stages.prepare:command", "generate": "stages.generate:command",
+    "embed": "stages.embed:command", "cler": "stages.cler:command", "probe": "stages.probe:command",
+    "quality": "stages.quality:command", "retrieve-index": "stages.retrieve_index:command",
+    "retrieve": "stages.retrieve:command", "invert": "stages.invert:command", "cost": "stages.cost_stage:command",
+    "report": "stages.report:command", "datasets": "stages.datasets_cmd:command", "profile": "stages.profile_cmd:command",
+    "runs": "stages.runs_cmd:command", "pool": "stages.retrieve_index:pool_command", "prices": "cost.cli:prices_group",
+    "rehearse": "stages.rehearse:command",
+}
+
+
 class GenbenchGroup(click.Group):
-    """Prints user errors as one line `error: ...` and exits with status 2."""
+    """Prints user errors as one line `error: ...` and exits with status 2; loads each
+    subcommand's module when that subcommand is asked for (`COMMANDS`)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name not in self.commands and name in COMMANDS:
+            import importlib
+
+            module, attr = COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return self.commands.get(name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -37,21 +62,6 @@ def cli() -> None:
     pool, retrieve-index, retrieve, invert, generate, embed, cler, probe, quality, cost and report. Each reads its own section of
     params.yaml; per-dataset stages take --dataset.
     """
-
-
-def _register() -> None:
-    from cost.cli import prices_group
-    from stages import (bootstrap, cler, cost_stage, datasets_cmd, embed, generate, invert, prepare, probe, profile_cmd,
-                        quality, rehearse, report, retrieve, retrieve_index, runs_cmd)
-
-    for module in (bootstrap, prepare, generate, embed, cler, probe, quality, retrieve_index, retrieve, invert, cost_stage,
-                   report, datasets_cmd, profile_cmd, runs_cmd, rehearse):
-        cli.add_command(module.command)
-    cli.add_command(retrieve_index.pool_command)
-    cli.add_command(prices_group)
-
-
-_register()
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from genbench.retrieval.index import CaptionIndex
 from genbench.retrieval.pool import read_column
 from genbench.retrieval.remote import RemoteSearcher
 from genbench.retrieval.search import QUERY_MODES, LocalSearcher
-from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_rows
+from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_images, retrieved_rows
 from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
 from stages.options import resolve_device
@@ -78,10 +78,10 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     empty = [r.class_name for r in results if not r.kept]
     if empty:
         raise GenBenchError(f"retrieve: class {empty[0]!r} kept no image (all top-{p['top_k']} hits unreadable or duplicates); raise retrieve.top_k")
-    images, rows = retrieved_rows(paths.dataset, results, p["backend"])
+    rows = retrieved_rows(paths.dataset, results, p["backend"])
     out = paths.retrieved
     with storage.atomic_dir(out) as tmp:
-        storage.write_image_set(tmp, images, rows)
+        storage.write_image_stream(tmp, zip(retrieved_images(results), rows))
     skipped: dict[str, int] = {}
     for r in results:
         for _, reason in r.skipped:

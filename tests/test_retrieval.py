@@ -220,7 +220,7 @@ def test_mts_matches_a_hand_worked_example():
     # class a: top-k similarities 0.9, 0.7, 0.5 -> 0.7; class b: 0.4, 0.2 -> 0.3; dataset: (0.7 + 0.3) / 2 = 0.5
     a = ClassRetrieval(0, "a", hits=[], mts_hits=[Hit(str(i), "", s, "a") for i, s in enumerate([0.9, 0.7, 0.5])])
     b = ClassRetrieval(1, "b", hits=[], mts_hits=[Hit(str(i), "", s, "b") for i, s in enumerate([0.4, 0.2])])
-    a.kept = [KeptImage(Hit("x", "", 0.8, "a"), 0, np.zeros((1, 1, 3), np.uint8), "s")]
+    a.kept = [KeptImage(Hit("x", "", 0.8, "a"), 0, b"", "s", 1)]
     summary = mts_summary([a, b])
     assert summary["mts"] == pytest.approx(0.5)
     assert summary["mts_per_class"] == pytest.approx({"a": 0.7, "b": 0.3})

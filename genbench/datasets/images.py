@@ -29,9 +29,3 @@ def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
-
-
-
-def stack_arrays(arrays: list[np.ndarray], size: int) -> np.ndarray:
-    """Square arrays from `square_rgb` -> (N, size, size, 3) uint8, also when there are none."""
-    return np.stack(arrays) if arrays else np.zeros((0, size, size, 3), dtype=np.uint8)

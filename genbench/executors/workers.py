@@ -268,23 +268,24 @@ class LoadedEncoder:
                                  workers=self.decode_workers, device=self.device)
 
 
-_encoders: dict[EmbeddingWorker, LoadedEncoder] = {}  # at most one: the last spec loaded in this process
+_encoders: dict[tuple, LoadedEncoder] = {}  # at most one model: the last one loaded in this process
 
 
 def load_encoder(worker: EmbeddingWorker) -> LoadedEncoder:
-    """The CLIP model of `worker`, loaded once per process; checks `worker.weights_sha256`."""
+    """The CLIP model of `worker`, loaded once per process (batching and thread settings do not
+    reload it); checks `worker.weights_sha256`."""
     from genbench.clip_models import load_clip
     from genbench.features import model_sha256
 
     _check_threads(worker.cpu_threads)
-    key = replace(worker, weights_sha256=None)
+    key = (worker.model, worker.pretrained, worker.seed, worker.device)
     if key not in _encoders:
         _encoders.clear()
         device = resolve_worker_device(worker.device)
         bundle = load_clip(worker.model, worker.pretrained, seed=worker.seed, device=device)
-        _encoders[key] = LoadedEncoder(bundle, device, model_sha256(bundle.model), worker.batch_size, worker.cpu_threads,
-                                       worker.decode_workers)
-    loaded = _encoders[key]
+        _encoders[key] = LoadedEncoder(bundle, device, model_sha256(bundle.model), worker.batch_size, worker.cpu_threads)
+    loaded = replace(_encoders[key], batch_size=worker.batch_size, cpu_threads=worker.cpu_threads,
+                     decode_workers=worker.decode_workers)
     _check_weights("CLIP model", worker.model, worker.weights_sha256, loaded.weights_sha256)
     return loaded
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -29,10 +30,18 @@ MTS_QUERIES = ("name", "templates")
 
 @dataclass(frozen=True)
 class KeptImage:
+    """A kept hit and its fetched bytes; the square image is decoded each time it is read, so
+    a retrieval holds encoded bytes, not the decoded images of every class."""
+
     hit: Hit
     rank: int
-    image: np.ndarray
+    data: bytes
     sha256: str
+    image_size: int
+
+    @property
+    def image(self) -> np.ndarray:
+        return decode_square(self.data, self.image_size)
 
 
 @dataclass
@@ -69,8 +78,7 @@ def select_shots(hits: list[Hit], images: dict[str, bytes | None], shots: int, i
         if len(kept) == shots:
             break
         data = images.get(hit.pool_id)
-        array = decode_square(data, image_size)
-        if array is None:
+        if decode_square(data, image_size) is None:
             skipped.append((hit, "missing" if not data else "unreadable"))
             continue
         digest = storage.sha256_bytes(data)
@@ -78,7 +86,7 @@ def select_shots(hits: list[Hit], images: dict[str, bytes | None], shots: int, i
             skipped.append((hit, "duplicate"))
             continue
         seen.add(digest)
-        kept.append(KeptImage(hit, rank, array, digest))
+        kept.append(KeptImage(hit, rank, data, digest, image_size))
     return kept, skipped
 
 
@@ -103,20 +111,25 @@ def retrieve_classes(searcher: Searcher, classnames: list[str], templates: list[
     return results
 
 
-def retrieved_rows(dataset: str, results: list[ClassRetrieval], backend: str) -> tuple[np.ndarray, list[dict]]:
-    """The kept images and their manifest rows (query, hit caption, similarity, pool id, rank)."""
-    images, rows = [], []
+def retrieved_rows(dataset: str, results: list[ClassRetrieval], backend: str) -> list[dict]:
+    """The manifest rows of the kept images (query, hit caption, similarity, pool id, rank)."""
+    rows = []
     for r in results:
         for n, kept in enumerate(r.kept):
-            images.append(kept.image)
             rows.append({
                 "key": f"{dataset}-retrieved-{r.class_index:04d}-{n:05d}", "dataset": dataset, "split": "retrieved",
                 "class_index": r.class_index, "class_name": r.class_name, "strategy": "retrieved", "shot": n,
                 "rank": kept.rank, "query": kept.hit.query, "caption": kept.hit.caption, "similarity": kept.hit.similarity,
                 "pool_id": kept.hit.pool_id, "url": kept.hit.url, "source_sha256": kept.sha256, "backend": backend,
             })
-    stacked = np.stack(images) if images else np.zeros((0, 1, 1, 3), np.uint8)
-    return stacked, rows
+    return rows
+
+
+def retrieved_images(results: list[ClassRetrieval]) -> Iterator[np.ndarray]:
+    """The kept images in the order of `retrieved_rows`, decoded one at a time."""
+    for r in results:
+        for kept in r.kept:
+            yield kept.image
 
 
 def mts_summary(results: list[ClassRetrieval]) -> dict:
