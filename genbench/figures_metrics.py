@@ -79,7 +79,7 @@ def figure4_metric_vs_probe(rows: list[dict], path: str | Path, *, correlations:
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
     notes = []
     if any(c.get("probe_selects_on_test") for c in correlations.values()):
-        notes.append("probe scores select on the test set (ELEVATER-compatible protocol)")
+        notes.append("probe scores select L2 on the test set (protocol l2-on-test)")
     heading = title or "Metric vs linear-probe score across datasets and sources"
     fig.suptitle(heading + ("\n" + "; ".join(notes) if notes else ""), fontsize=10)
     fig.tight_layout()

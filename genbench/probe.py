@@ -17,10 +17,12 @@ go to the lower validation loss, the data term of the objective), the model is
 refitted on train + validation at that l2, and the test set is scored exactly once. Nothing is
 selected on the test set, and the test set is not used until the final scoring.
 
-Protocol "elevater" (compatibility with the ELEVATER toolkit the paper used, which picks its best
-setting on the test set): every l2 of the grid is fitted on all the training data and the best
-test score is reported. Its results carry `selects_on_test: True`; they are optimistic and are not
-comparable with the clean protocol.
+Protocol "l2-on-test": every l2 of the grid is fitted on all the training data and the best test
+score is reported. Its results carry `selects_on_test: True`; they are optimistic and are not
+comparable with the clean protocol. It is NOT the ELEVATER toolkit's protocol the paper used
+(which trains a linear head with its own optimiser, initialised from the text encoder, and
+reports a test-chosen epoch; docs/metrics.md): it is named for what it does. Its former name,
+"elevater", is refused with a pointer here.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from genbench.metrics.arrays import as_int_labels, as_matrix, as_multi_hot, l2_n
 from genbench.metrics.evaluation import check_metric, evaluate
 
 DEFAULT_L2_GRID = tuple(float(v) for v in np.logspace(-6, 0, 13))
-PROTOCOLS = ("clean", "elevater")
+PROTOCOLS = ("clean", "l2-on-test")
+RENAMED_PROTOCOLS = {"elevater": "l2-on-test"}  # former name -> current name
 SMALL_PROBLEM_SIZE = 2**24  # rows x dims x classes below which one CPU thread is fastest
 GRADIENT_TOLERANCE = 1e-7  # L-BFGS stops when no gradient entry of the objective exceeds this
 
@@ -229,12 +232,15 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, *, metric: 
     classes < SMALL_PROBLEM_SIZE, where thread hand-offs cost more than they save) and the current
     setting otherwise; the setting is restored on return. Deterministic for a seed and device.
 
-    Returns a flat dict: score, l2, val_score and val_loss (None under "elevater"), protocol,
+    Returns a flat dict: score, l2, val_score and val_loss (None under "l2-on-test"), protocol,
     selects_on_test, metric, l2_grid and grid_scores (validation scores, or test scores under
-    "elevater", in grid order from the largest l2 down), sklearn_C (of the final fit), n_train,
+    "l2-on-test", in grid order from the largest l2 down), sklearn_C (of the final fit), n_train,
     n_val, n_test, iterations and converged (of the final fit), device.
     """
     check_metric(metric)
+    if protocol in RENAMED_PROTOCOLS:
+        raise GenBenchError(f"probe protocol {protocol!r} is now {RENAMED_PROTOCOLS[protocol]!r}: it chooses L2 on the test "
+                            "set, which the ELEVATER toolkit does not do (docs/metrics.md)")
     if protocol not in PROTOCOLS:
         raise GenBenchError(f"unknown probe protocol {protocol!r}; known protocols: {', '.join(PROTOCOLS)}")
     if not 0 < val_fraction < 1:
@@ -263,7 +269,7 @@ def linear_probe(train_feats, train_labels, test_feats, test_labels, *, metric: 
         "val_score": None if run["val_score"] is None else float(run["val_score"]),
         "val_loss": run["val_loss"],
         "protocol": protocol,
-        "selects_on_test": protocol == "elevater",
+        "selects_on_test": protocol == "l2-on-test",
         "metric": metric,
         "l2_grid": grid,
         "grid_scores": [float(v) for v in run["grid_scores"]],

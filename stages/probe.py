@@ -6,18 +6,25 @@ from __future__ import annotations
 import click
 
 from genbench import storage
-from genbench.probe import linear_probe
+from genbench.probe import PROTOCOLS, RENAMED_PROTOCOLS, linear_probe
 from stages.cler import external_sets, real_test_set
 from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
 from stages.params import Field, fraction, non_negative
 from stages.runner import StageResult
 
-PROTOCOLS = ("clean", "elevater")
+
+
+def protocol_check(value: str) -> str | None:
+    if value in RENAMED_PROTOCOLS:
+        return f"was renamed {RENAMED_PROTOCOLS[value]!r} (it chooses L2 on the test set; ELEVATER's toolkit does not, docs/metrics.md)"
+    return None if value in PROTOCOLS else f"must be one of {', '.join(PROTOCOLS)}"
+
+
 SCHEMA = {
     "val_fraction": Field(float, 0.2, fraction),
     "seed": Field(int, 0, non_negative),
-    "protocol": Field(str, "clean", lambda v: None if v in PROTOCOLS else f"must be one of {', '.join(PROTOCOLS)}"),
+    "protocol": Field(str, "clean", protocol_check, help="clean (L2 on validation) | l2-on-test (selects on test; labelled so)"),
 }
 
 

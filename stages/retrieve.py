@@ -31,7 +31,10 @@ SCHEMA = {
     "indice_name": Field((str, type(None)), None, help="remote: the service's index name, e.g. laion_400m"),
     "query": Field(str, "mean", help="mean (one query: mean of the template embeddings) | per_template"),
     "mts_query": Field(str, "name", help="name (the class name alone, as the paper's MTS) | templates"),
-    "top_k": Field(int, 32, positive, help="hits searched per class; MTS averages them"),
+    "top_k": Field(int, 32, positive, help="hits searched per class for the retrieved images"),
+    "mts_top_k": Field(int, 10, positive, help="hits MTS averages per class (released code: 10)"),
+    "mts_model": Field((str, type(None)), None, help="CLIP text space of MTS; null: the index's (paper: ViT-B-32, as released)"),
+    "mts_pretrained": Field((str, type(None)), None, help="its open_clip pretrained tag (paper: openai)"),
     "shots": Field(int, 16, positive, help="images kept per class, best first, deduplicated"),
     "image_size": Field(int, 32, positive, help="side of the square the kept images are resized to"),
     "device": Field(str, "auto"),
@@ -43,6 +46,9 @@ def check_values(p: dict) -> None:
     for key, allowed in (("backend", BACKENDS), ("query", QUERY_MODES), ("mts_query", MTS_QUERIES)):
         if p[key] not in allowed:
             raise GenBenchError(f"params key 'retrieve.{key}' = {p[key]!r} must be one of {', '.join(allowed)}")
+    if p["mts_query"] == "templates" and p["mts_top_k"] > p["top_k"]:
+        raise GenBenchError(f"params key 'retrieve.mts_top_k' = {p['mts_top_k']} exceeds retrieve.top_k = {p['top_k']}, "
+                            "whose hits mts_query 'templates' reuses; lower it or use mts_query: name")
     if p["shots"] > p["top_k"]:
         raise GenBenchError(f"params key 'retrieve.shots' = {p['shots']} exceeds retrieve.top_k = {p['top_k']}; search deeper")
     if p["backend"] == "remote":
@@ -70,11 +76,30 @@ def make_searcher(p: dict):
     return searcher, about, index.meta["pool"]
 
 
+def mts_rescorer(p: dict, about: dict):
+    """(query, captions) -> cosines in the MTS text space, or None when MTS stays in the index's
+    own space (mts_model null, or the local index's model)."""
+    if p["mts_model"] is None:
+        return None
+    index_model = about.get("model") or {}
+    if p["backend"] == "local" and (index_model.get("name"), index_model.get("pretrained")) == (p["mts_model"], p["mts_pretrained"]):
+        return None
+    device = resolve_device(p["device"], "retrieve.device")
+    bundle = load_clip(p["mts_model"], p["mts_pretrained"], device=device)
+
+    def rescore(query: str, captions: list[str]):
+        feats = encode_texts(bundle, [query, *captions], device=device).astype("float64")
+        return feats[1:] @ feats[0]
+
+    return rescore
+
+
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     meta = paths.read_meta()
     searcher, about, pool = make_searcher(p)
     results = retrieve_classes(searcher, meta["classnames"], meta["templates"], top_k=p["top_k"], shots=p["shots"],
-                               mode=p["query"], mts_query=p["mts_query"], image_size=p["image_size"])
+                               mode=p["query"], mts_query=p["mts_query"], image_size=p["image_size"],
+                               mts_top_k=p["mts_top_k"], mts_rescore=mts_rescorer(p, about))
     empty = [r.class_name for r in results if not r.kept]
     if empty:
         raise GenBenchError(f"retrieve: class {empty[0]!r} kept no image (all top-{p['top_k']} hits unreadable or duplicates); raise retrieve.top_k")
@@ -89,7 +114,8 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     labels = read_column(pool, "label") if pool else None
     summary = {
         "dataset": paths.dataset, "backend": p["backend"], "query": p["query"], "mts_query": p["mts_query"],
-        "top_k": p["top_k"], "shots": p["shots"], "index": about, **mts_summary(results),
+        "top_k": p["top_k"], "mts_top_k": p["mts_top_k"], "mts_space": f"{p['mts_model']}|{p['mts_pretrained']}" if p["mts_model"] else "index",
+        "shots": p["shots"], "index": about, **mts_summary(results),
         "images": len(rows), "images_per_class": {r.class_name: len(r.kept) for r in results}, "skipped": skipped,
         **(label_precision(results, labels) if labels is not None else {"label_precision": None, "label_precision_per_class": {}}),
     }

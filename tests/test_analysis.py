@@ -82,7 +82,7 @@ def write_dataset(metrics_dir, name, sets, *, protocol="clean"):
         "sets": {s: {"cler": v[0], "cler_ensemble": v[0] + 1, "images": 8} for s, v in sets.items()}})
     storage.atomic_write_json(metrics_dir / name / "probe.json", {
         "metric": "accuracy", "protocol": protocol,
-        "sets": {s: {"score": v[1], "selects_on_test": protocol == "elevater"} for s, v in sets.items()}})
+        "sets": {s: {"score": v[1], "selects_on_test": protocol == "l2-on-test"} for s, v in sets.items()}})
     storage.atomic_write_json(metrics_dir / name / "quality.json", {
         "sources": {s: {"clip_score": v[2], "fid_clip": v[3], "pad": v[4], "images": 8} for s, v in sets.items()},
         "seconds": {"cler": [0.001, 0.002], "probe": [0.5, 0.7], "fid_clip": [0.01, 0.02]}})
@@ -122,9 +122,9 @@ def test_gather_rows_missing_file_names_the_stage(metrics_dir):
         gather_rows(metrics_dir, ["cars", "pets"])
 
 
-def test_elevater_probe_is_flagged(tmp_path):
+def test_l2_on_test_probe_is_flagged(tmp_path):
     write_dataset(tmp_path, "cars", {"generated/ST": (1, 2, 3, 4, 5), "generated/DT": (2, 3, 4, 5, 6), "generated/X": (3, 5, 4, 1, 6)},
-                  protocol="elevater")
+                  protocol="l2-on-test")
     got = metric_probe_correlations(gather_rows(tmp_path, ["cars"]))
     assert got["cler"]["probe_selects_on_test"] is True
 

@@ -40,7 +40,10 @@ def _invoke(tmp_path, monkeypatch, stage, section, values, extra=()):
         ("prepare", "prepare", {"shotz": 3}, "'prepare.shotz' does not exist"),
         ("generate", "generate", {"strategies": ["ST", "XX"]}, "unknown prompt strategy 'XX'"),
         ("generate", "generate", {"batch_size": 16, "shard_size": 20}, "must be a multiple of generate.batch_size"),
-        ("probe", "probe", {"protocol": "peek"}, "'probe.protocol' = 'peek' must be one of clean, elevater"),
+        ("probe", "probe", {"protocol": "peek"}, "'probe.protocol' = 'peek' must be one of clean, l2-on-test"),
+        ("probe", "probe", {"protocol": "elevater"}, "'probe.protocol' = 'elevater' was renamed 'l2-on-test'"),
+        ("generate", "generate", {"st_template": "a photo"}, "'generate.st_template': ST template 'a photo' must contain {c}"),
+        ("cler", "cler", {"ranking": "logits"}, "'cler.ranking' = 'logits' must be one of softmax, cosine"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_output(tmp_path, monkeypatch, stage, section, values, expected):

@@ -59,14 +59,21 @@ def test_probe_never_sees_the_test_set():
     assert honest["selects_on_test"] is False and honest["protocol"] == "clean"
 
 
-def test_elevater_protocol_does_select_on_test_and_says_so():
+def test_l2_on_test_protocol_does_select_on_test_and_says_so():
     (x, y), (x_test, y_test) = TRAIN, TEST
-    result = linear_probe(x, y, x_test, y_test, protocol="elevater")
-    scrambled = linear_probe(x, y, x_test, np.random.default_rng(4).permutation(y_test), protocol="elevater")
+    result = linear_probe(x, y, x_test, y_test, protocol="l2-on-test")
+    scrambled = linear_probe(x, y, x_test, np.random.default_rng(4).permutation(y_test), protocol="l2-on-test")
     assert result["selects_on_test"] is True and scrambled["selects_on_test"] is True
-    assert result["protocol"] == "elevater" and result["val_score"] is None
+    assert result["protocol"] == "l2-on-test" and result["val_score"] is None
     assert result["score"] == max(result["grid_scores"])
     assert result["grid_scores"] != scrambled["grid_scores"]
+
+
+def test_the_former_elevater_name_is_refused_with_its_new_name():
+    # the mode chose L2 on the test set, which ELEVATER's toolkit does not do: renamed for what it does
+    (x, y), (x_test, y_test) = TRAIN, TEST
+    with pytest.raises(GenBenchError, match="'elevater' is now 'l2-on-test'"):
+        linear_probe(x, y, x_test, y_test, protocol="elevater")
 
 
 def test_clean_choice_is_a_good_setting_and_deterministic():
@@ -76,7 +83,7 @@ def test_clean_choice_is_a_good_setting_and_deterministic():
     # the grid spans useless extremes; validation must steer away from the strongest penalty
     assert first["grid_scores"][0] < first["val_score"]
     assert first["l2"] < first["l2_grid"][0]
-    best_on_test = linear_probe(x, y, x_test, y_test, protocol="elevater")["score"]
+    best_on_test = linear_probe(x, y, x_test, y_test, protocol="l2-on-test")["score"]
     assert best_on_test - 5 <= first["score"] <= best_on_test
     assert first["converged"] and first["n_train"] + first["n_val"] == len(x)
 

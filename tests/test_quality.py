@@ -223,3 +223,34 @@ def test_missing_features_name_the_embed_stage(tmp_path, monkeypatch):
 def test_bad_device_is_refused(tmp_path, monkeypatch):
     build_inputs(tmp_path)
     assert "'quality.device' = 'tpu'" in _bad_run(tmp_path, monkeypatch, device="tpu")
+
+
+def test_clip_score_model_encodes_the_generated_images_in_its_own_space(tmp_path, monkeypatch):
+    # With quality.clip_score_model set (the paper profile: ViT-B/16), the CLIP score does not use
+    # the embedding's cached features: the generated images are encoded by that model. Here the
+    # stored features are synthetic, so only the images encoded again give the expected score.
+    from genbench.features import encode_images
+
+    built = build_inputs(tmp_path)
+    generated = tmp_path / "data" / "digits" / "generated"
+    rows = storage.read_manifest(generated).drop(columns=["sha256", "shard"], errors="ignore").to_dict("records")
+    images = np.random.default_rng(5).integers(0, 255, size=(len(rows), 32, 32, 3), dtype=np.uint8)
+    manifest = storage.write_image_set(generated, images, rows)
+    bundle = load_clip("tiny-clip", None, seed=0)
+    stored, labels, _ = features(tmp_path, "generated")
+    key = cache_key("tiny-clip|None", model_sha256(bundle.model), list(manifest["sha256"]))
+    save_features(tmp_path / "data" / "digits" / "features" / "generated.safetensors", stored, labels,
+                  {"cache_key": key, "model": "tiny-clip|None"})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    write_params(tmp_path, clip_score_model="tiny-clip")
+    result = invoke()
+    assert result.exit_code == 0, (result.output, result.exception)
+    out = json.loads((tmp_path / "metrics" / "digits" / "quality.json").read_text())
+    image_feats = encode_images(bundle, images, progress=False).astype(np.float64)
+    texts = built["class_feats"].astype(np.float64)
+    cos = np.sum(image_feats * texts, axis=1) / np.linalg.norm(image_feats, axis=1) / np.linalg.norm(texts, axis=1)
+    assert out["sources"]["generated"]["clip_score"] == pytest.approx(float(np.mean(100 * np.clip(cos, 0, None))), abs=1e-3)
+    assert out["clip_score_model"] == "tiny-clip|None"
+    stored_cos = np.sum(stored * texts, axis=1) / np.linalg.norm(stored, axis=1) / np.linalg.norm(texts, axis=1)
+    assert abs(out["sources"]["generated"]["clip_score"] - float(np.mean(100 * np.clip(stored_cos, 0, None)))) > 1

@@ -230,7 +230,8 @@ def test_mts_matches_a_hand_worked_example():
 
 def test_retrieve_classes_end_to_end_on_the_hand_pool(hand_pool):
     searcher = LocalSearcher(CaptionIndex.load(hand_pool / "index"), encode)
-    results = retrieve_classes(searcher, ["cat", "dog"], ["{c}", "photo of a {c}"], top_k=3, shots=2, mts_query="name", image_size=8)
+    results = retrieve_classes(searcher, ["cat", "dog"], ["{c}", "photo of a {c}"], top_k=3, shots=2, mts_query="name",
+                               mts_top_k=3, image_size=8)
     assert [k.hit.caption for k in results[0].kept] == ["a cat", "a small cat"]
     assert [k.hit.caption for k in results[1].kept] == ["a dog", "a big dog"]
     name_hits = brute_force(encode(["dog"])[0].astype(np.float64), 3)
@@ -239,6 +240,46 @@ def test_retrieve_classes_end_to_end_on_the_hand_pool(hand_pool):
     assert label_precision(results, {k: (0 if v in (0, 1, 2) else 1 if v in (3, 4) else -1) for k, v in labels.items()})["label_precision"] == 1.0
     with pytest.raises(GenBenchError, match="exceeds top_k"):
         retrieve_classes(searcher, ["cat"], ["{c}"], top_k=2, shots=3)
+
+
+class RankedSearcher:
+    """Hits c0, c1, ... with similarities 1.00, 0.99, 0.98, ... for any query, as deep as asked."""
+
+    def search(self, texts, k, mode):
+        return [Hit(f"id{i}", f"c{i}", 1.0 - 0.01 * i, texts[0]) for i in range(k)]
+
+    def images(self, hits):
+        return {h.pool_id: png(int(h.pool_id[2:])) for h in hits}
+
+
+def test_mts_averages_its_own_depth_not_top_k():
+    # top_k 32 for the images, MTS over the top 10: mean(1.00 ... 0.91) = 0.955 (all 32 would give 0.845)
+    results = retrieve_classes(RankedSearcher(), ["cat"], ["{c}"], top_k=32, shots=4, mts_top_k=10, image_size=8)
+    assert len(results[0].hits) == 32 and len(results[0].mts_hits) == 10
+    assert mts_summary(results)["mts"] == pytest.approx(0.955)
+    assert mts_summary(retrieve_classes(RankedSearcher(), ["cat"], ["{c}"], top_k=32, shots=4, image_size=8))["mts"] \
+        == pytest.approx(0.955)  # 10 by default
+    with pytest.raises(GenBenchError, match="mts_top_k = 40"):
+        retrieve_classes(RankedSearcher(), ["cat"], ["{c}"], top_k=32, shots=4, mts_top_k=40, mts_query="templates")
+
+
+def test_mts_rescored_in_another_text_space_by_hand(hand_pool):
+    # MTS space: another encoder, in which "sunset" and "a car" are near "cat". The MTS search goes
+    # max(top_k, mts_top_k) = 8 deep in the index (every caption), re-scores, keeps the best 2.
+    other = {**VECTORS, "sunset": [1.0, 0.05, 0.0, 0.0], "a car": [1.0, 0.05, 0.01, 0.0]}  # sunset is "cat" itself
+
+    def rescore(query, captions):
+        emb = normalise([other[c] for c in [query, *captions]])
+        return emb[1:] @ emb[0]
+
+    searcher = LocalSearcher(CaptionIndex.load(hand_pool / "index"), encode)
+    results = retrieve_classes(searcher, ["cat"], ["{c}"], top_k=8, shots=2, mts_top_k=2, mts_rescore=rescore, image_size=8)
+    emb = normalise([other[c] for c in ["cat", *POOL_CAPTIONS]])
+    best = np.sort(emb[1:] @ emb[0])[::-1][:2]
+    assert [h.caption for h in results[0].mts_hits] == ["sunset", "a car"]
+    np.testing.assert_allclose([h.similarity for h in results[0].mts_hits], best)
+    assert mts_summary(results)["mts"] == pytest.approx(best.mean())
+    assert [k.hit.caption for k in results[0].kept] == ["a cat", "a small cat"]  # retrieval stays in the index's space
 
 
 def test_class_queries_fill_every_template():
@@ -303,7 +344,8 @@ def test_remote_backend_talks_to_a_knn_service(knn_server):
     assert sent["modality"] == "text" and sent["text"] == "digit 3" and sent["num_images"] == 3 and sent["indice_name"] == "laion_400m"
     images = searcher.images(hits)
     assert images == {"1": png(11), "2": png(77), "3": None}
-    results = retrieve_classes(searcher, ["3"], ["digit {c}"], top_k=3, shots=3, mode="per_template", mts_query="templates", image_size=8)
+    results = retrieve_classes(searcher, ["3"], ["digit {c}"], top_k=3, shots=3, mode="per_template", mts_query="templates",
+                               mts_top_k=3, image_size=8)
     assert [k.hit.pool_id for k in results[0].kept] == ["1", "2"] and results[0].skipped[0][1] == "missing"
     with pytest.raises(GenBenchError, match="needs the local index"):
         searcher.search(["digit 3"], 3, "mean")

@@ -99,7 +99,7 @@ def test_mts_matches_a_brute_force_recomputation(project):
     expected = {}
     for digit in range(10):
         query = encode_texts(bundle, [str(digit)])[0].astype(np.float64)
-        expected[str(digit)] = float(np.sort(captions @ query)[::-1][:8].mean())
+        expected[str(digit)] = float(np.sort(captions @ query)[::-1][:10].mean())  # retrieve.mts_top_k: 10 (top_k is 8)
     assert metrics["mts_per_class"] == pytest.approx(expected, abs=1e-5)
     assert metrics["mts"] == pytest.approx(np.mean(list(expected.values())), abs=1e-5)
     assert metrics["images"] == 40 and metrics["images_per_class"] == {str(d): 4 for d in range(10)}

@@ -5,17 +5,24 @@ first, keep an image unless it cannot be read or repeats one already kept for th
 bytes), until `shots` are kept. Kept images are centre-cropped to a square and resized, so the
 set stacks like the other image sets.
 
-MTS follows the paper (Section 3.3): per class, the mean similarity of the top-k hits for the
-class-name query; `mts_query="name"` searches the bare class name for it (the paper), and
+MTS follows the paper (Section 3.3) and its released code: per class, the mean similarity of the
+top `mts_top_k` hits (10, as released) for the class-name query, its own depth apart from the
+retrieval's `top_k`; `mts_query="name"` searches the bare class name for it (the paper), and
 `"templates"` reuses the retrieval query's hits. The dataset MTS is the mean over classes
 (`genbench.metrics.mean_text_similarity`).
+
+The released MTS is measured in CLIP ViT-B/32 text space (LAION-400M's published index). When the
+index is in another space, `mts_rescore` (query, captions) -> cosines re-measures the hits in the
+MTS space: the MTS search goes max(top_k, mts_top_k) deep in the index, the hits are re-scored and
+the best `mts_top_k` of them by the new cosine are averaged (exact when the MTS space's own top
+hits are among the index's candidates; docs/retrieval.md).
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -90,18 +97,44 @@ def select_shots(hits: list[Hit], images: dict[str, bytes | None], shots: int, i
     return kept, skipped
 
 
+MtsRescore = Callable[[str, list[str]], np.ndarray]
+
+
+def rescore_hits(hits: list[Hit], query: str, rescore: MtsRescore, k: int) -> list[Hit]:
+    """The best `k` of `hits` by the cosine `rescore(query, captions)` gives, best first, with
+    that cosine as their similarity (ties keep the index's order)."""
+    if not hits:
+        return []
+    cosines = np.asarray(rescore(query, [h.caption for h in hits]), dtype=np.float64)
+    order = np.argsort(-cosines, kind="stable")[:k]
+    return [replace(hits[i], similarity=float(cosines[i])) for i in order]
+
+
+def _mts_hits(searcher: Searcher, name: str, hits: list[Hit], *, mts_query: str, depth: int, mts_top_k: int,
+              mode: str, rescore: MtsRescore | None) -> list[Hit]:
+    found = hits if mts_query == "templates" else searcher.search([name], depth, mode)
+    return rescore_hits(found, name, rescore, mts_top_k) if rescore else found[:mts_top_k]
+
+
 def retrieve_classes(searcher: Searcher, classnames: list[str], templates: list[str], *, top_k: int, shots: int,
-                     mode: str = "mean", mts_query: str = "name", image_size: int = 32) -> list[ClassRetrieval]:
-    """Search, fetch and select for every class (one pass over the pool for all images)."""
+                     mode: str = "mean", mts_query: str = "name", image_size: int = 32, mts_top_k: int = 10,
+                     mts_rescore: MtsRescore | None = None) -> list[ClassRetrieval]:
+    """Search, fetch and select for every class (one pass over the pool for all images); MTS
+    from the top `mts_top_k` hits of the MTS query, re-measured by `mts_rescore` when given."""
     check_mode(mode)
     if mts_query not in MTS_QUERIES:
         raise GenBenchError(f"MTS query {mts_query!r} is not one of {', '.join(MTS_QUERIES)}")
     if shots > top_k:
         raise GenBenchError(f"shots = {shots} exceeds top_k = {top_k}; search at least as deep as the shots kept")
+    if mts_top_k < 1 or (mts_query == "templates" and mts_top_k > top_k):
+        raise GenBenchError(f"mts_top_k = {mts_top_k} must be at least 1 and, with mts_query 'templates' (which reuses "
+                            f"the retrieval hits), at most top_k = {top_k}")
+    depth = max(top_k, mts_top_k) if mts_rescore else mts_top_k
     results = []
     for index, name in enumerate(classnames):
         hits = searcher.search(class_queries(name, templates), top_k, mode)
-        mts_hits = hits if mts_query == "templates" else searcher.search([name], top_k, mode)
+        mts_hits = _mts_hits(searcher, name, hits, mts_query=mts_query, depth=depth, mts_top_k=mts_top_k,
+                             mode=mode, rescore=mts_rescore)
         if not hits or not mts_hits:
             raise GenBenchError(f"class {name!r}: the search returned no hits; is the pool empty?")
         results.append(ClassRetrieval(index, name, hits, mts_hits))

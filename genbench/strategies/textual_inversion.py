@@ -2,7 +2,9 @@
 writes them; this module only loads them).
 
 GenBench learns one token per class, named `<|{dataset} {class}|>` (`placeholder_token`), and
-samples with "a photo of <|voc-2007 aeroplane|>" and the dataset's templates around the token.
+samples with the token in the strategy's prompt: alone under ST (its bare-name template; "a photo
+of <|voc-2007 aeroplane|>" with `generate.st_template: "a photo of {c}"`) or inside the dataset's
+templates under DT.
 
 Embedding files: safetensors, either one file or a folder of `*.safetensors` files, every tensor
 keyed by its token, of shape (D,) or (n_vectors, D) with D the text encoder's hidden size: the
