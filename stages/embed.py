@@ -1,6 +1,7 @@
 """Stage `embed`: CLIP image features of the test, original and generated sets, and the text
 prototypes of the classes. A set is re-encoded only when its images or the model change (the
-features carry a cache key of model weights and image hashes)."""
+features carry a cache key of model weights and image hashes; the image sets are verified against
+their shards first, so a damaged shard is never taken for the images its features were made from)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | N
     weights = loaded.weights_sha256
     todo, keys, reused = {}, {}, []
     for name, directory in image_sets(paths).items():
-        key = cache_key(model_id, weights, list(storage.read_manifest(directory)["sha256"]))
+        key = cache_key(model_id, weights, list(storage.verify_image_set(directory)["sha256"]))
         if cached_features(paths.features / f"{name}.safetensors", key) is not None:
             reused.append(name)
         else:
@@ -73,4 +74,7 @@ def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | N
 def command(params_file: str, dataset: str | None, executor: str, address: str | None) -> None:
     """Encode every image set and the class prompts with CLIP (params: embed.*)."""
     name = resolve_dataset(params_file, dataset)
-    run_stage("embed", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name), executor, address), dataset=name)
+    paths = DatasetPaths(name)
+    run_stage("embed", params_file, SCHEMA, lambda p: work(p, paths, executor, address),
+              lambda p: paths.require(paths.prepared / "meta.json", *(d / storage.MANIFEST for d in image_sets(paths).values())),
+              dataset=name)

@@ -38,7 +38,8 @@ from stages.options import address_option, dataset_option, executor_option, para
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
-DROPPED = "dropped.parquet"
+DROPPED = storage.DROPPED
+SIZE_MULTIPLE = 8  # what diffusers' text-to-image pipelines require of height and width
 TEXTS = "strategy-texts.json"
 
 
@@ -110,6 +111,11 @@ def check(p: dict, dataset: str | None = None) -> None:
     if p["scheduler"] not in SCHEDULERS:
         raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
     resolve_device(p["device"], "generate.device")
+    for key in ("height", "width"):
+        if p[key] % SIZE_MULTIPLE:
+            nearest = max(SIZE_MULTIPLE, round(p[key] / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+            raise GenBenchError(f"params key 'generate.{key}' = {p[key]} must be a multiple of {SIZE_MULTIPLE} "
+                                f"(the generator's latent grid), e.g. {nearest}")
     if p["shard_size"] % p["batch_size"]:
         raise GenBenchError(
             f"params key 'generate.shard_size' = {p['shard_size']} must be a multiple of generate.batch_size = "
@@ -288,5 +294,10 @@ def command(params_file: str, dataset: str | None, shard: str | None, executor: 
     """Generate images per class and prompt strategy (params: generate.*)."""
     part = parse_shard(shard)
     name = resolve_dataset(params_file, dataset)
-    run_stage("generate", params_file, SCHEMA, make_work(DatasetPaths(name), part, executor, address),
-              lambda p: check(p, name), dataset=name)
+    paths = DatasetPaths(name)
+
+    def checks(p: dict) -> None:
+        check(p, name)
+        paths.read_meta()
+
+    run_stage("generate", params_file, SCHEMA, make_work(paths, part, executor, address), checks, dataset=name)
