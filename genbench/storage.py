@@ -38,9 +38,17 @@ MANIFEST = "manifest.parquet"
 DROPPED = "dropped.parquet"  # rows a filter made but left out of the manifest (generate's CF)
 
 
+def umask_mode(full: int = 0o666) -> int:
+    """`full` as the user's umask lets it be (what open() would give a new file)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it onto `path`."""
+    """Yield a temporary path beside `path`; on success fsync it, give it the user's umask mode
+    (mkstemp makes it 0600) and rename it onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -50,7 +58,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, umask_mode())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.filename in (None, tmp, str(tmp_path)):  # name the file the user knows (disk full, read-only)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -262,6 +275,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, umask_mode(0o777))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -12,6 +12,7 @@ import numpy as np
 
 from cost.meter import Meter
 from genbench import storage
+from genbench.clip_models import check_clip_source, check_pretrained_used
 from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, ExecutorOptions, load_encoder
 from genbench.features import cache_key, cached_features, save_features, text_prototypes
 from stages.inputs import DatasetPaths
@@ -75,6 +76,12 @@ def command(params_file: str, dataset: str | None, executor: str, address: str |
     """Encode every image set and the class prompts with CLIP (params: embed.*)."""
     name = resolve_dataset(params_file, dataset)
     paths = DatasetPaths(name)
-    run_stage("embed", params_file, SCHEMA, lambda p: work(p, paths, executor, address),
-              lambda p: paths.require(paths.prepared / "meta.json", *(d / storage.MANIFEST for d in image_sets(paths).values())),
+    run_stage("embed", params_file, SCHEMA, lambda p: work(p, paths, executor, address), lambda p: check(p, paths),
               dataset=name)
+
+
+def check(p: dict, paths: DatasetPaths) -> None:
+    """Before a run opens: the CLIP model's files and the image sets to encode."""
+    check_pretrained_used(p["model"], p["pretrained"], "embed")
+    check_clip_source(p["model"], p["pretrained"])
+    paths.require(paths.prepared / "meta.json", *(d / storage.MANIFEST for d in image_sets(paths).values()))

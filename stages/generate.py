@@ -16,6 +16,7 @@ import pandas as pd
 
 from cost.meter import Meter
 from genbench import storage
+from genbench.clip_models import check_clip_source
 from genbench.errors import GenBenchError
 from genbench.executors import EXECUTORS, ExecutorOptions, GenerationWorker, load_generator
 from genbench.generation import (
@@ -33,6 +34,7 @@ from genbench.prompts import Strategy, inversion_token, parse_strategy
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
 from genbench.strategies.sources import TextModels, build_sources, needs_captions
+from genbench.weights import check_model_folder
 from stages.inputs import DatasetPaths
 from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, non_negative, positive
@@ -111,6 +113,11 @@ def check(p: dict, dataset: str | None = None) -> None:
     if p["scheduler"] not in SCHEDULERS:
         raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
     resolve_device(p["device"], "generate.device")
+    for key in ("model", "le_model", "cip_model"):
+        if Path(p[key]).is_dir():
+            check_model_folder(p[key], f"generate.{key}")
+    if any(s.filter for s in strategies):
+        check_clip_source(p["cf_model"], p["cf_pretrained"])
     for key in ("height", "width"):
         if p[key] % SIZE_MULTIPLE:
             nearest = max(SIZE_MULTIPLE, round(p[key] / SIZE_MULTIPLE) * SIZE_MULTIPLE)
