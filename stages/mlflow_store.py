@@ -89,8 +89,8 @@ def describe_failure(uri: str, exc: BaseException) -> str:
     db = sqlite_path(uri)
     if "database is locked" in text and db is not None:
         who = holders(db)
-        return (f"MLflow store {db} is locked by another process ({', '.join(who) or 'holder not found'}); waited "
-                f"{lock_wait_s():g} s ({LOCK_WAIT_ENV}); let it finish or stop it, then rerun")
+        return (f"MLflow store {db} is locked by another process ({', '.join(who) or 'holder not found'}); still locked "
+                f"after MLflow's own wait and {lock_wait_s():g} s of retries ({LOCK_WAIT_ENV}); let it finish or stop it, then rerun")
     if "readonly" in text or "read-only" in text or "permission denied" in text:
         return f"MLflow store {uri} cannot be written ({_first_line(exc)}); make the project folder writable, or point MLFLOW_TRACKING_URI elsewhere"
     if "no space" in text or "disk is full" in text or "database or disk is full" in text:

@@ -410,13 +410,14 @@ def _start_long_generate(root: Path) -> subprocess.Popen:
     raise AssertionError(f"generate never opened a run: {proc.communicate()}")
 
 
-def test_sigterm_closes_the_open_runs_as_killed(project: Path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_closes_the_open_runs_as_killed(project: Path, signum: int):
     before = set(runs(project))
     proc = _start_long_generate(project)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err
-    assert err.strip().splitlines()[-1].startswith("error: stopped by SIGTERM"), err
+    assert proc.returncode == 128 + signum, err
+    assert err.strip().splitlines()[-1].startswith(f"error: stopped by {signal.Signals(signum).name}"), err
     fresh = {k: v for k, v in runs(project).items() if k not in before}
     assert fresh and set(fresh.values()) == {"KILLED"}, fresh
 
