@@ -33,7 +33,7 @@ from genbench.plots import sample_grid
 from genbench.prompts import Strategy, inversion_token, parse_strategy
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
-from genbench.strategies.sources import TextModels, build_sources, needs_captions
+from genbench.strategies.sources import TextModels, build_sources, needs_captions, needs_sentences
 from genbench.weights import check_model_folder
 from stages.inputs import DatasetPaths
 from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset, resolve_device
@@ -113,9 +113,9 @@ def check(p: dict, dataset: str | None = None) -> None:
     if p["scheduler"] not in SCHEDULERS:
         raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
     resolve_device(p["device"], "generate.device")
-    for key in ("model", "le_model", "cip_model"):
-        if Path(p[key]).is_dir():
-            check_model_folder(p[key], f"generate.{key}")
+    used = {"model": True, "le_model": needs_sentences(strategies), "cip_model": needs_captions(strategies)}
+    for key in (k for k, on in used.items() if on and Path(p[k]).is_dir()):
+        check_model_folder(p[key], f"generate.{key}")
     if any(s.filter for s in strategies):
         check_clip_source(p["cf_model"], p["cf_pretrained"])
     for key in ("height", "width"):

@@ -164,6 +164,19 @@ def tiny_sd_folder(spoil: str) -> Callable:
     return apply
 
 
+def t5_pickle_folder(root: Path, mp) -> None:
+    """generate.le_model = a save_pretrained folder of the built-in tiny T5 in pickle form only."""
+    import torch
+
+    from genbench.strategies.enhance import build_tiny_t5
+
+    model = build_tiny_t5(0).model
+    model.save_pretrained(root / "t5-folder")
+    torch.save(model.state_dict(), root / "t5-folder" / "pytorch_model.bin")
+    (root / "t5-folder" / "model.safetensors").unlink()
+    set_params(generate={"strategies": ["LE"], "le_model": str(root / "t5-folder")})(root, mp)
+
+
 def clip_folder_truncated(root: Path, mp) -> None:
     from genbench.clip_models import build_tiny_clip, save_clip
 
@@ -340,6 +353,7 @@ CASES = [
     # model folders: safetensors only, and a truncated file is called truncated
     Case("pickle-only-unet", stage("generate"), ("pickle", "safe_serialization=True"), tiny_sd_folder("pickle")),
     Case("truncated-unet", stage("generate"), ("diffusion_pytorch_model.safetensors", "truncated"), tiny_sd_folder("truncated")),
+    Case("pickle-only-t5", stage("generate"), ("generate.le_model", "pickle", "pytorch_model.bin"), t5_pickle_folder),
     Case("truncated-clip-folder", stage("embed"), ("open_clip_model.safetensors", "truncated"), clip_folder_truncated),
     Case("pickle-clip-checkpoint", stage("embed"), ("clip.bin", "safetensors"), pickle_checkpoint),
     Case("pretrained-beside-local-dir", stage("embed"), ("embed.pretrained", "openai", "ignored"),
