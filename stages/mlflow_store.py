@@ -8,6 +8,8 @@
   one error naming the processes that hold the file open.
 - Every other store failure (read-only folder, no space, a broken database) is one
   `GenBenchError` line naming the store.
+- A SQLite store in a copied or moved project is pointed at the project's own `mlruns/`
+  (`relocate_artifacts`).
 """
 
 from __future__ import annotations
@@ -128,3 +130,35 @@ class GuardedClient:
         if not callable(method):
             return method
         return lambda *args, **kwargs: guarded(self.uri, lambda: method(*args, **kwargs))
+
+
+def relocate_artifacts(db: Path) -> list[str]:
+    """Keep a copied or moved project's MLflow artifacts with it. MLflow records each experiment's
+    artifact folder as an absolute path (`<project>/mlruns/<id>`); where that is not this store's
+    own folder, and this store's `mlruns/<id>` exists or the recorded one does not, the experiment
+    and its runs are pointed at this store's.
+    Returns the ids of the experiments moved."""
+    import sqlite3
+
+    if not db.is_file():
+        return []
+    root = db.resolve().parent
+    moved = []
+    with sqlite3.connect(db, timeout=PROBE_TIMEOUT_S) as conn:
+        try:
+            rows = conn.execute("select experiment_id, artifact_location from experiments").fetchall()
+        except sqlite3.Error:
+            return []
+        for exp_id, location in rows:
+            here = root / "mlruns" / str(exp_id)
+            old = str(location or "").removeprefix("file://")
+            suffix = f"/mlruns/{exp_id}"
+            if not old.startswith("/") or not old.endswith(suffix) or Path(old) == here:
+                continue
+            if not here.is_dir() and Path(old).exists():
+                continue  # artifacts elsewhere, none here: leave them where they are
+            conn.execute("update experiments set artifact_location = ? where experiment_id = ?", (str(here), exp_id))
+            conn.execute("update runs set artifact_uri = ? || substr(artifact_uri, ?) where experiment_id = ? and "
+                         "substr(artifact_uri, 1, ?) = ?", (str(here), len(old) + 1, exp_id, len(old), old))
+            moved.append(str(exp_id))
+    return moved

@@ -23,7 +23,8 @@ What a run carries so it can be traced to the exact code, settings and data:
 
 Reaching the store is bounded and every store failure is one error line (stages/mlflow_store.py);
 SIGTERM/SIGINT close the runs as KILLED and runs a SIGKILL left RUNNING are closed as KILLED by
-the next stage (stages/run_states.py).
+the next stage (stages/run_states.py). A project copied or moved with its `mlflow.db` and
+`mlruns/` keeps its artifacts: the next stage points the store at the new folder.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 import psutil
 
 from genbench.errors import Interrupted
-from stages.mlflow_store import GuardedClient
+from stages.mlflow_store import GuardedClient, guarded, relocate_artifacts, sqlite_path
 from stages.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
 
 PIPELINE_TAG = "genbench.pipeline_key"
@@ -110,6 +111,8 @@ class StageTracker:
         self.stage = stage
         self.run_name = run_name or stage
         self.uri = tracking_uri()
+        if sqlite_path(self.uri) is not None:
+            guarded(self.uri, lambda: relocate_artifacts(sqlite_path(self.uri)))
         self.client = GuardedClient(self.uri)
         self.profile = profile
         self.trace = trace_tags(params_file)

@@ -464,3 +464,15 @@ def test_atomic_writes_take_the_users_umask(project: Path):
     assert (project / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (project / "b.txt").stat().st_mode & 0o777 == 0o644
     assert (project / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_copied_project_keeps_its_mlflow_artifacts(project: Path, finished: Path):
+    code, _, err = invoke(project, stage("cler"))
+    assert code == 0, err
+    with sqlite3.connect(project / "mlflow.db") as db:
+        locations = [row[0] for row in db.execute("select artifact_location from experiments")]
+        uris = [row[0] for row in db.execute("select artifact_uri from runs")]
+    assert locations and all(loc.startswith(str(project)) for loc in locations), locations
+    assert uris and all(uri.startswith(str(project)) for uri in uris), uris
+    newest = max((project / "mlruns").rglob("cler.json"), key=lambda p: p.stat().st_mtime)
+    assert newest.read_text() == (project / "metrics" / "digits" / "cler.json").read_text()
