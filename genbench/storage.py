@@ -200,8 +200,8 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
     return frame
 
 
-def read_manifest(directory: str | Path) -> pd.DataFrame:
-    return read_table(Path(directory) / MANIFEST, ("key", "shard", "sha256"))
+def read_manifest(directory: str | Path, columns: tuple[str, ...] = ("key",)) -> pd.DataFrame:
+    return read_table(Path(directory) / MANIFEST, columns)
 
 
 def _sidecar_rows(directory: Path, shard: str) -> list[dict]:
@@ -222,7 +222,7 @@ def _sidecar_rows(directory: Path, shard: str) -> list[dict]:
 def verify_image_set(directory: str | Path) -> pd.DataFrame:
     """The set's manifest, after checking it against every shard's sidecar and each tar's sha256."""
     directory = Path(directory)
-    manifest = read_manifest(directory)
+    manifest = read_manifest(directory, ("key", "shard", "sha256"))
     if manifest["key"].duplicated().any():
         raise DataFileError(directory / MANIFEST, f"is corrupt: key {manifest['key'][manifest['key'].duplicated()].iloc[0]!r} is listed twice")
     listed = dict(zip(manifest["key"], manifest["sha256"]))

@@ -111,8 +111,9 @@ class StageTracker:
         self.stage = stage
         self.run_name = run_name or stage
         self.uri = tracking_uri()
-        if sqlite_path(self.uri) is not None:
-            guarded(self.uri, lambda: relocate_artifacts(sqlite_path(self.uri)))
+        store = sqlite_path(self.uri)
+        if store is not None and store.resolve().parent == Path.cwd().resolve():  # the project's own store
+            guarded(self.uri, lambda: relocate_artifacts(store))
         self.client = GuardedClient(self.uri)
         self.profile = profile
         self.trace = trace_tags(params_file)
