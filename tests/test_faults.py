@@ -269,6 +269,14 @@ def silent_proxy(root: Path, mp):
     return proxy()
 
 
+def silent_tracking_server(root: Path, mp):
+    @contextmanager
+    def server():
+        with silent_server() as port:
+            yield {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"}
+    return server()
+
+
 @contextmanager
 def _lock_holder(db: Path):
     holder = subprocess.Popen([sys.executable, "-c", (
@@ -361,12 +369,17 @@ CASES = [
     # the cost commands on files that are not text
     Case("estimate-binary-csv", ["cost", "estimate", "ledger.csv", "--classes", "10", "--shots", "5"], ("ledger.csv", "not text"),
          binary_file("ledger.csv")),
+    Case("estimate-rows-not-mappings", ["cost", "estimate", "ledger.json", "--classes", "10", "--shots", "5"],
+         ("ledger.json", "not a mapping"), overwrite("ledger.json", b"[1, 2, 3]")),
+    Case("prices-show-unknown", ["prices", "show", "nosuch-2099"], ("nosuch-2099",)),
+    Case("shard-out-of-range", ["generate", "--dataset", DATASET, "--shard", "3/2"], ("--shard", "3/2")),
     Case("audit-binary-csv", ["cost", "audit", "table.csv"], ("table.csv",), binary_file("table.csv")),
     Case("prices-refresh-silent-proxy", ["prices", "refresh", "--region", "eastus", "--out", "snapshots", "--deadline", "2"],
          ("proxy", "deadline"), silent_proxy, seconds=10),
     # the machine: store, folders, disk
     Case("mlflow-unreachable", stage("cler"), ("http://127.0.0.1:9",), env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"},
          seconds=15),
+    Case("mlflow-server-silent", stage("cler"), ("http://127.0.0.1:", "does not answer"), silent_tracking_server, seconds=15),
     Case("read-only-project", stage("cler"), ("project folder", "not writable"), read_only_folder(".")),
     Case("read-only-meter", stage("cler"), ("meter", "not writable"), read_only_folder("meter")),
     Case("disk-full", stage("cler"), ("No space left on device", "cler.json"), disk_full, input_error=False),
@@ -382,8 +395,8 @@ def test_bad_input_or_fault_is_one_line_and_changes_nothing(case: Case, project:
     if scope is None:
         code, out, err = invoke(project, case.args, case.env)
     else:
-        with scope:
-            code, out, err = invoke(project, case.args, case.env)
+        with scope as extra_env:  # a spoil may name settings that only exist while it lasts
+            code, out, err = invoke(project, case.args, {**case.env, **(extra_env or {})})
     elapsed = time.monotonic() - start
     monkeypatch.undo()
 
