@@ -103,6 +103,9 @@ def audit_cost_table(csv_path: str | Path, *, tolerance: float = 0.05) -> list[A
                 ))
     except OSError as exc:
         raise CostError(f"cost table {str(path)!r} cannot be read: {exc.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise CostError(f"cost table {str(path)!r} is not a text CSV ({type(exc).__name__}); give a CSV with "
+                        f"columns {', '.join(TABLE5_COLUMNS)}") from None
     return rows
 
 

@@ -28,6 +28,7 @@ from cost.prices import write_snapshot
 RETAIL_PRICES_URL = "https://prices.azure.com/api/retail/prices"
 API_VERSION = "2023-01-01-preview"
 MAX_PAGES = 2000
+REFRESH_DEADLINE_S = 30.0  # all requests of one `genbench prices refresh` together
 
 # armSkuName -> (vCPUs, GPUs, GPU model) for the GPU instances the kit may run on (Azure's VM size pages).
 SKU_SPECS: dict[str, tuple[int, int, str]] = {
@@ -88,12 +89,24 @@ def check_region(region: str) -> None:
         raise CostError(f"region {region!r} is not an Azure ARM region name; use one like 'eastus' or 'westeurope'")
 
 
-def urllib_get_json(url: str, *, timeout_s: float = 60.0, attempts: int = 4) -> dict:
-    """GET `url` and decode its JSON, retrying throttling (HTTP 429) and server errors with backoff."""
+def _via_proxy(url: str) -> str:
+    proxy = urllib.request.getproxies().get(urllib.parse.urlsplit(url).scheme)
+    return f" through proxy {proxy}" if proxy else ""
+
+
+def urllib_get_json(url: str, *, timeout_s: float = 60.0, attempts: int = 4, deadline: float | None = None) -> dict:
+    """GET `url` and decode its JSON, retrying throttling (HTTP 429) and server errors with backoff;
+    `deadline` (time.monotonic() value) bounds all attempts and pauses together."""
     request = urllib.request.Request(url, headers={"User-Agent": "genbench-kit", "Accept": "application/json"})
+
+    def left() -> float:
+        return float("inf") if deadline is None else deadline - time.monotonic()
+
     for attempt in range(attempts):
+        if left() <= 0:
+            break
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            with urllib.request.urlopen(request, timeout=min(timeout_s, left())) as response:
                 return json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as exc:
             if exc.code not in (429, 500, 502, 503, 504) or attempt == attempts - 1:
@@ -101,12 +114,13 @@ def urllib_get_json(url: str, *, timeout_s: float = 60.0, attempts: int = 4) -> 
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             if attempt == attempts - 1:
                 reason = getattr(exc, "reason", exc)
-                raise CostError(f"cannot reach the Azure Retail Prices API ({reason}); check the network, "
+                raise CostError(f"cannot reach the Azure Retail Prices API{_via_proxy(url)} ({reason}); check the network, "
                                 "or price with an existing snapshot (`genbench prices list`)") from None
         except json.JSONDecodeError:
             raise CostError(f"Azure Retail Prices API returned a page that is not JSON: {url}") from None
-        time.sleep(2 ** attempt)
-    raise AssertionError("unreachable")
+        time.sleep(max(0.0, min(2 ** attempt, left())))
+    raise CostError(f"the Azure Retail Prices API did not answer{_via_proxy(url)} before the deadline; check the "
+                    "network or the proxy, or price with an existing snapshot (`genbench prices list`)")
 
 
 def _drop_reason(item: dict, region: str) -> str | None:
@@ -183,8 +197,12 @@ def fetch_prices(region: str, *, get_json: Callable[[str], dict] | None = None,
 
 
 def refresh_snapshot(region: str, out_dir: str | Path, *, get_json: Callable[[str], dict] | None = None,
-                     today: date | None = None) -> Path:
-    """Fetch `region`'s prices and write `<out_dir>/azure-<region>-<date>.yaml` atomically."""
+                     today: date | None = None, deadline_s: float = REFRESH_DEADLINE_S) -> Path:
+    """Fetch `region`'s prices and write `<out_dir>/azure-<region>-<date>.yaml` atomically; all
+    requests together end within `deadline_s` seconds (or a CostError says so)."""
+    if get_json is None:
+        end = time.monotonic() + deadline_s
+        get_json = lambda url: urllib_get_json(url, deadline=end)  # noqa: E731
     stats: dict = {}
     rows = fetch_prices(region, get_json=get_json, stats=stats)
     if not rows:

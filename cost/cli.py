@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from cost.azure import REFRESH_DEADLINE_S
 from cost.errors import CostError, StaleSnapshotWarning
 from cost.prices import SNAPSHOT_DIR, list_snapshots, load_snapshot
 
@@ -82,12 +83,14 @@ def show_command(name, dirs):
 @click.option("--region", required=True, help="Azure ARM region name, e.g. eastus or westeurope.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=str(SNAPSHOT_DIR),
               show_default=True, help="Directory to write the dated snapshot into.")
+@click.option("--deadline", "deadline_s", type=click.FloatRange(min=0, min_open=True), default=REFRESH_DEADLINE_S,
+              show_default=True, help="Seconds all requests may take together (a proxy or API that never answers).")
 @reports_cost_errors
-def refresh_command(region, out_dir):
+def refresh_command(region, out_dir, deadline_s):
     """Query the Azure Retail Prices API for REGION and write a new dated snapshot."""
     from cost.azure import refresh_snapshot
 
-    path = refresh_snapshot(region, out_dir)
+    path = refresh_snapshot(region, out_dir, deadline_s=deadline_s)
     snap = load_snapshot(path)
     spot = sum(r.pricing == "spot" for r in snap.rows)
     click.echo(f"wrote {path}: {len(snap.rows)} rows ({spot} spot) for {region}, dated {snap.date.isoformat()}")

@@ -251,6 +251,12 @@ def read_ledger(path: str | Path) -> list[LedgerRow]:
         text = path.read_text()
     except OSError as exc:
         raise CostError(f"ledger file {str(path)!r} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise CostError(f"ledger file {str(path)!r} is not text (not UTF-8); give the .csv/.jsonl ledger the "
+                        "cost stage writes (reports/ledger.csv)") from None
+    if "\0" in text:
+        raise CostError(f"ledger file {str(path)!r} is binary (holds NUL bytes); give the .csv/.jsonl ledger the "
+                        "cost stage writes (reports/ledger.csv)")
     try:
         if path.suffix == ".csv":
             records = list(csv.DictReader(io.StringIO(text)))
@@ -262,8 +268,13 @@ def read_ledger(path: str | Path) -> list[LedgerRow]:
             raise CostError(f"ledger file {str(path)!r} must end in .jsonl, .json or .csv")
     except json.JSONDecodeError as exc:
         raise CostError(f"ledger file {str(path)!r} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    except csv.Error as exc:
+        raise CostError(f"ledger file {str(path)!r} is not a valid CSV: {exc}") from None
     if not isinstance(records, list):
         raise CostError(f"ledger file {str(path)!r} must hold a list of rows")
+    bad = next((r for r in records if not isinstance(r, Mapping)), None)
+    if bad is not None:
+        raise CostError(f"ledger file {str(path)!r} holds a row that is not a mapping: {str(bad)[:60]!r}")
     return [LedgerRow.from_dict(r) for r in records]
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 
 from genbench.errors import GenBenchError
+from genbench.weights import CONVERT_HINT, check_model_folder, check_safetensors_file
 
 TINY_CLIP_CONFIG = {
     "embed_dim": 64,
@@ -87,13 +88,17 @@ def _tag_uses_quick_gelu(name: str, pretrained: str | None) -> bool:
     return bool(pretrained) and bool(get_pretrained_cfg(name.replace("/", "-"), pretrained).get("quick_gelu"))
 
 
-def load_clip(name: str, pretrained: str | None = None, *, seed: int = 0, device: str | torch.device = "cpu") -> ClipBundle:
-    if name in BUILTIN_CLIP:
-        bundle = BUILTIN_CLIP[name](seed)
-        bundle.model.to(device)
-        return bundle
-    import open_clip
+def check_pretrained_used(name: str, pretrained: str | None, key: str) -> None:
+    """`pretrained` must not be given where load_clip ignores it (built-in and local-dir models);
+    `key` is the params section, for the error."""
+    if pretrained is not None and (name in BUILTIN_CLIP or name.startswith("local-dir:")):
+        raise GenBenchError(f"params key '{key}.pretrained' = {pretrained!r} is ignored by {key}.model = {name!r} "
+                            "(its weights are its own); set it to null, or name an open_clip architecture such as ViT-B-32")
 
+
+def check_clip_source(name: str, pretrained: str | None = None) -> None:
+    """Check what `load_clip(name, pretrained)` would read, before anything is loaded: a local-dir
+    folder holds a whole safetensors model (never a pickle) and a checkpoint file is safetensors."""
     if name.startswith("local-dir:"):
         path = Path(name[len("local-dir:"):])
         if not (path / "open_clip_config.json").is_file():
@@ -101,6 +106,22 @@ def load_clip(name: str, pretrained: str | None = None, *, seed: int = 0, device
                 f"CLIP model {name!r}: no open_clip_config.json in {str(path)!r}; "
                 "save one with genbench.clip_models.save_clip or run the bootstrap stage"
             )
+        check_model_folder(path, "CLIP model")
+    if pretrained and Path(pretrained).is_file():
+        if Path(pretrained).suffix != ".safetensors":
+            raise GenBenchError(f"CLIP checkpoint pretrained = {pretrained!r} is not a .safetensors file; the kit loads "
+                                f"safetensors only, as a pickle can run code when loaded; {CONVERT_HINT}")
+        check_safetensors_file(Path(pretrained))
+
+
+def load_clip(name: str, pretrained: str | None = None, *, seed: int = 0, device: str | torch.device = "cpu") -> ClipBundle:
+    check_clip_source(name, pretrained)
+    if name in BUILTIN_CLIP:
+        bundle = BUILTIN_CLIP[name](seed)
+        bundle.model.to(device)
+        return bundle
+    import open_clip
+
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained, device=device,
                                                                      force_quick_gelu=_tag_uses_quick_gelu(name, pretrained))

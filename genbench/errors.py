@@ -7,3 +7,22 @@ CLI prints it as `error: <message>` and exits with status 2, before any output i
 
 class GenBenchError(Exception):
     """A problem with the user's input or environment that the user can fix."""
+
+
+class Interrupted(BaseException):
+    """The process was asked to stop (SIGTERM); carries the signal number. A BaseException, like
+    KeyboardInterrupt, so no `except Exception` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class DataFileError(GenBenchError, ValueError):
+    """A file a stage reads is missing (`missing`) or fails its integrity check. Carries the path
+    so the command line can say which stage rebuilds it."""
+
+    def __init__(self, path, problem: str, *, missing: bool = False):
+        super().__init__(f"{path} {problem}")
+        self.path = str(path)
+        self.missing = missing

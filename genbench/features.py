@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from genbench import storage
 from genbench.clip_models import ClipBundle
+from genbench.errors import DataFileError
 
 T = TypeVar("T")
 
@@ -108,11 +109,20 @@ def save_features(path: str | Path, features: np.ndarray, labels: np.ndarray, me
 
 
 def load_features(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(features, labels, metadata) of a feature file; a missing or damaged file is DataFileError."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="numpy") as fh:
-        meta = json.loads(fh.metadata().get("meta", "{}"))
-        return fh.get_tensor("features"), fh.get_tensor("labels"), meta
+    if not Path(path).is_file():
+        raise DataFileError(path, "not found", missing=True)
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = json.loads((fh.metadata() or {}).get("meta", "{}"))
+            feats, labels = fh.get_tensor("features"), fh.get_tensor("labels")
+    except Exception as exc:  # safetensors raises its own SafetensorError and others for a damaged file
+        raise DataFileError(path, f"is truncated or corrupt ({str(exc).splitlines()[0][:200]})") from None
+    if feats.ndim != 2 or len(labels) != len(feats):
+        raise DataFileError(path, f"is corrupt: {len(feats)} feature rows but {len(labels)} labels")
+    return feats, labels, meta
 
 
 def model_sha256(model: torch.nn.Module) -> str:

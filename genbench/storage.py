@@ -7,7 +7,10 @@ Layout of an image set directory:
     manifest.parquet     all rows of all shards, written last
 
 A shard counts as complete only when its sidecar exists, names the same plan hash as the work
-being asked for, and the tar's sha256 matches. Both files are written atomically (temporary
+being asked for, and the tar's sha256 matches. Every read checks the set first (`verify_image_set`):
+each shard's tar against its sidecar's sha256, the manifest's rows against the sidecars' (keys and
+image sha256), and every sidecar row is in the manifest or in `dropped.parquet`; a failure is a
+`DataFileError` naming the file. Both files are written atomically (temporary
 file in the same directory, fsync, rename), the tar before the sidecar, so a process killed at
 any point leaves either a complete shard or one that is redone, never a half-written one.
 """
@@ -30,12 +33,23 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from genbench.errors import DataFileError
+
 MANIFEST = "manifest.parquet"
+DROPPED = "dropped.parquet"  # rows a filter made but left out of the manifest (generate's CF)
+
+
+def umask_mode(full: int = 0o666) -> int:
+    """`full` as the user's umask lets it be (what open() would give a new file)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success fsync it and rename it onto `path`."""
+    """Yield a temporary path beside `path`; on success fsync it, give it the user's umask mode
+    (mkstemp makes it 0600) and rename it onto `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -45,7 +59,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, umask_mode())
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.filename in (None, tmp, str(tmp_path)):  # name the file the user knows (disk full, read-only)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -153,15 +172,18 @@ def completed_shard_rows(directory: str | Path, index: int, plan_hash: str) -> l
 
 def iter_shard(path: str | Path) -> Iterator[tuple[dict, bytes]]:
     """Yield (manifest row, png bytes) for each image in a shard, checking each sha256."""
-    with tarfile.open(path, "r") as tar:
-        members = {m.name: m for m in tar.getmembers()}
-        keys = sorted(n[: -len(".png")] for n in members if n.endswith(".png"))
-        for key in keys:
-            png = tar.extractfile(members[f"{key}.png"]).read()
-            row = json.loads(tar.extractfile(members[f"{key}.json"]).read())
-            if sha256_bytes(png) != row["sha256"]:
-                raise ValueError(f"{path}: image {key} does not match its sha256; the shard is corrupt")
-            yield row, png
+    try:
+        with tarfile.open(path, "r") as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            keys = sorted(n[: -len(".png")] for n in members if n.endswith(".png"))
+            for key in keys:
+                png = tar.extractfile(members[f"{key}.png"]).read()
+                row = json.loads(tar.extractfile(members[f"{key}.json"]).read())
+                if sha256_bytes(png) != row["sha256"]:
+                    raise DataFileError(path, f"is corrupt: image {key} does not match its sha256")
+                yield row, png
+    except (tarfile.TarError, KeyError, json.JSONDecodeError, EOFError) as exc:
+        raise DataFileError(path, f"is truncated or corrupt ({type(exc).__name__}: {exc})") from None
 
 
 def write_manifest(directory: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
@@ -171,21 +193,74 @@ def write_manifest(directory: str | Path, rows: Iterable[dict]) -> pd.DataFrame:
     return frame
 
 
-def read_manifest(directory: str | Path) -> pd.DataFrame:
-    return pd.read_parquet(Path(directory) / MANIFEST)
+def read_table(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A parquet file as a frame; missing or unreadable files, or missing columns, are DataFileError."""
+    if not path.is_file():
+        raise DataFileError(path, "not found", missing=True)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises its own error types for a damaged file
+        raise DataFileError(path, f"is truncated or corrupt ({str(exc).splitlines()[0][:200]})") from None
+    absent = [c for c in columns if c not in frame.columns]
+    if absent:
+        raise DataFileError(path, f"is corrupt: it has no column '{absent[0]}'")
+    return frame
+
+
+def read_manifest(directory: str | Path, columns: tuple[str, ...] = ("key",)) -> pd.DataFrame:
+    return read_table(Path(directory) / MANIFEST, columns)
+
+
+def _sidecar_rows(directory: Path, shard: str) -> list[dict]:
+    tar, done = directory / shard, directory / f"{shard.removesuffix('.tar')}.done"
+    for path in (tar, done):
+        if not path.is_file():
+            raise DataFileError(path, "not found, but the manifest lists images in it", missing=True)
+    try:
+        info = json.loads(done.read_text())
+        expected, rows = info["tar_sha256"], info["rows"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise DataFileError(done, f"is corrupt ({type(exc).__name__})") from None
+    if sha256_file(tar) != expected:
+        raise DataFileError(tar, "is truncated or corrupt: its sha256 does not match its sidecar")
+    return rows
+
+
+def verify_image_set(directory: str | Path) -> pd.DataFrame:
+    """The set's manifest, after checking it against every shard's sidecar and each tar's sha256."""
+    directory = Path(directory)
+    manifest = read_manifest(directory, ("key", "shard", "sha256"))
+    if manifest["key"].duplicated().any():
+        raise DataFileError(directory / MANIFEST, f"is corrupt: key {manifest['key'][manifest['key'].duplicated()].iloc[0]!r} is listed twice")
+    listed = dict(zip(manifest["key"], manifest["sha256"]))
+    dropped = set(read_table(directory / DROPPED, ("key",))["key"]) if (directory / DROPPED).is_file() else set()
+    shards = sorted(set(manifest["shard"]) | {p.name.removesuffix(".done") + ".tar" for p in directory.glob("shard-*.done")})
+    in_shards: set[str] = set()
+    for shard in shards:
+        for row in _sidecar_rows(directory, shard):
+            in_shards.add(row["key"])
+            if row["key"] in listed:
+                if listed[row["key"]] != row["sha256"]:
+                    raise DataFileError(directory / MANIFEST, f"is corrupt: image {row['key']} has another sha256 in {shard}")
+            elif row["key"] not in dropped:
+                raise DataFileError(directory / MANIFEST, f"lacks image {row['key']} of {shard}: the manifest is incomplete")
+    absent = [k for k in listed if k not in in_shards]
+    if absent:
+        raise DataFileError(directory / MANIFEST, f"lists {len(absent)} images no shard holds (first: {absent[0]})")
+    return manifest
 
 
 def load_image_set(directory: str | Path) -> tuple[np.ndarray, pd.DataFrame]:
-    """All images of a set as uint8 (N, H, W, 3) in manifest order, with the manifest."""
+    """All images of a set as uint8 (N, H, W, 3) in manifest order, with the manifest (verified)."""
     directory = Path(directory)
-    manifest = read_manifest(directory)
+    manifest = verify_image_set(directory)
     by_key: dict[str, np.ndarray] = {}
     for shard in sorted(manifest["shard"].unique()):
         for row, png in iter_shard(directory / shard):
             by_key[row["key"]] = decode_png(png)
     missing = [k for k in manifest["key"] if k not in by_key]
     if missing:
-        raise ValueError(f"{directory}: {len(missing)} manifest rows have no image (first: {missing[0]})")
+        raise DataFileError(directory / MANIFEST, f"lists {len(missing)} images no shard holds (first: {missing[0]})")
     images = np.stack([by_key[k] for k in manifest["key"]]) if len(manifest) else np.zeros((0, 1, 1, 3), np.uint8)
     return images, manifest
 
@@ -224,6 +299,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, umask_mode(0o777))
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

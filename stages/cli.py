@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import sys
 
 import click
 
-from genbench.errors import GenBenchError
+from genbench.errors import DataFileError, GenBenchError, Interrupted
 
 USER_ERRORS: tuple[type[Exception], ...] = (GenBenchError,)
 try:
@@ -30,9 +33,29 @@ COMMANDS = {
 }
 
 
+# errno of an OSError the user can fix -> what to do; reported as one line, exit status 2.
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free some space on that device, then rerun",
+    errno.EDQUOT: "free some space (disk quota exceeded), then rerun",
+    errno.EROFS: "the file system is read-only; work in a writable copy of the project",
+    errno.EACCES: "make it writable (or work in a writable copy of the project), then rerun",
+    errno.EPERM: "make it writable (or work in a writable copy of the project), then rerun",
+}
+
+
+def environment_error(exc: OSError) -> str | None:
+    """The one-line message for an OSError of the machine (disk full, read-only), else None."""
+    advice = ENVIRONMENT_ERRNOS.get(exc.errno)
+    if advice is None:
+        return None
+    where = f" writing {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or os.strerror(exc.errno)}{where}; {advice}"
+
+
 class GenbenchGroup(click.Group):
-    """Prints user errors as one line `error: ...` and exits with status 2; loads each
-    subcommand's module when that subcommand is asked for (`COMMANDS`)."""
+    """Prints user errors and faults of the machine (disk full, read-only folder) as one line
+    `error: ...` and exits with status 2; SIGINT/SIGTERM as one line and status 128 + signal.
+    Loads each subcommand's module only when that subcommand is asked for (`COMMANDS`)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*COMMANDS, *self.commands})
@@ -48,9 +71,25 @@ class GenbenchGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except DataFileError as exc:
+            from stages.inputs import rebuild_advice
+
+            click.echo(f"error: {exc}; {rebuild_advice(exc)}", err=True)
+            sys.exit(2)
         except USER_ERRORS as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:
+            message = environment_error(exc)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
+            sys.exit(2)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            click.echo(f"error: stopped by {signal.Signals(signum).name}; open MLflow runs were closed as KILLED, "
+                       "finished shards are kept: rerun to resume", err=True)
+            sys.exit(128 + signum)
 
 
 @click.group(cls=GenbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,7 +1,9 @@
 """Stage `embed`: CLIP image features of the test, original and generated sets, and the text
 prototypes of the classes. A set is re-encoded only when its images or the model change (the
-features carry a cache key of model weights and image hashes). Shards are read as they are
-encoded: `workers` threads decode the next batch while the model encodes the current one."""
+features carry a cache key of model weights and image hashes; the image sets are verified against
+their shards first, so a damaged shard is never taken for the images its features were made from).
+Shards are read as they are encoded: `workers` threads decode the next batch while the model
+encodes the current one."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 
 from cost.meter import Meter
 from genbench import storage
+from genbench.clip_models import check_clip_source, check_pretrained_used
 from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, ExecutorOptions, load_encoder
 from genbench.features import cache_key, cached_features, save_features, text_prototypes
 from genbench.labels import feature_labels
@@ -48,7 +51,7 @@ def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | N
     weights = loaded.weights_sha256
     todo, keys, reused = {}, {}, []
     for name, directory in image_sets(paths).items():
-        manifest = storage.read_manifest(directory)
+        manifest = storage.verify_image_set(directory)
         key = cache_key(model_id, weights, list(manifest["sha256"]))
         cached = cached_features(paths.features / f"{name}.safetensors", key)
         if cached is None:
@@ -83,4 +86,13 @@ def work(p: dict, paths: DatasetPaths, executor: str = "local", address: str | N
 def command(params_file: str, dataset: str | None, executor: str, address: str | None) -> None:
     """Encode every image set and the class prompts with CLIP (params: embed.*)."""
     name = resolve_dataset(params_file, dataset)
-    run_stage("embed", params_file, SCHEMA, lambda p: work(p, DatasetPaths(name), executor, address), dataset=name)
+    paths = DatasetPaths(name)
+    run_stage("embed", params_file, SCHEMA, lambda p: work(p, paths, executor, address), lambda p: check(p, paths),
+              dataset=name)
+
+
+def check(p: dict, paths: DatasetPaths) -> None:
+    """Before a run opens: the CLIP model's files and the image sets to encode."""
+    check_pretrained_used(p["model"], p["pretrained"], "embed")
+    check_clip_source(p["model"], p["pretrained"])
+    paths.require(paths.prepared / "meta.json", *(d / storage.MANIFEST for d in image_sets(paths).values()))

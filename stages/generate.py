@@ -17,6 +17,7 @@ import pandas as pd
 from cost.ledger import apportion_items, delivered_items
 from cost.meter import Meter
 from genbench import storage
+from genbench.clip_models import check_clip_source
 from genbench.errors import GenBenchError
 from genbench.executors import EXECUTORS, ExecutorOptions, GenerationWorker, load_generator
 from genbench.generation import (
@@ -33,13 +34,15 @@ from genbench.plots import grid_rows, sample_grid
 from genbench.prompts import SIMPLE_TEMPLATE, Strategy, check_simple_template, inversion_token, parse_strategy
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
-from genbench.strategies.sources import TextModels, build_sources, needs_captions
+from genbench.strategies.sources import TextModels, build_sources, needs_captions, needs_sentences
+from genbench.weights import check_model_folder
 from stages.inputs import DatasetPaths
 from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset, resolve_device
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
-DROPPED = "dropped.parquet"
+DROPPED = storage.DROPPED
+SIZE_MULTIPLE = 8  # what diffusers' text-to-image pipelines require of height and width
 TEXTS = "strategy-texts.json"
 
 
@@ -117,6 +120,11 @@ def check_values(p: dict) -> list[Strategy]:
         raise GenBenchError(f"params key 'generate.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
     if p["scheduler"] not in SCHEDULERS:
         raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
+    for key in ("height", "width"):
+        if p[key] % SIZE_MULTIPLE:
+            nearest = max(SIZE_MULTIPLE, round(p[key] / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+            raise GenBenchError(f"params key 'generate.{key}' = {p[key]} must be a multiple of {SIZE_MULTIPLE} "
+                                f"(the generator's latent grid), e.g. {nearest}")
     if p["shard_size"] % p["batch_size"]:
         raise GenBenchError(
             f"params key 'generate.shard_size' = {p['shard_size']} must be a multiple of generate.batch_size = "
@@ -128,6 +136,11 @@ def check_values(p: dict) -> list[Strategy]:
 def check(p: dict, dataset: str | None = None) -> None:
     strategies = check_values(p)
     resolve_device(p["device"], "generate.device")
+    used = {"model": True, "le_model": needs_sentences(strategies), "cip_model": needs_captions(strategies)}
+    for key in (k for k, on in used.items() if on and Path(p[k]).is_dir()):
+        check_model_folder(p[key], f"generate.{key}")
+    if any(s.filter for s in strategies):
+        check_clip_source(p["cf_model"], p["cf_pretrained"])
     if dataset is not None:
         for key, part in (("ra_images", "RA"), ("ti_embeddings", "TI")):
             if any(part in (s.init, s.name_modifier) for s in strategies) and not dataset_path(p[key], dataset).exists():
@@ -311,5 +324,10 @@ def command(params_file: str, dataset: str | None, shard: str | None, executor: 
     """Generate images per class and prompt strategy (params: generate.*)."""
     part = parse_shard(shard)
     name = resolve_dataset(params_file, dataset)
-    run_stage("generate", params_file, SCHEMA, make_work(DatasetPaths(name), part, executor, address),
-              lambda p: check(p, name), dataset=name)
+    paths = DatasetPaths(name)
+
+    def checks(p: dict) -> None:
+        check(p, name)
+        paths.read_meta()
+
+    run_stage("generate", params_file, SCHEMA, make_work(paths, part, executor, address), checks, dataset=name)

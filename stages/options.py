@@ -68,6 +68,13 @@ def resolve_dataset(params_file: str, dataset: str | None) -> str:
         if len(names) != 1:
             raise GenBenchError(f"params 'datasets' lists {len(names)} datasets; pass --dataset NAME (one of {', '.join(names)})")
         return names[0]
+    from genbench.datasets import get_dataset
+
+    try:
+        get_dataset(dataset)
+    except GenBenchError:
+        raise GenBenchError(f"--dataset {dataset!r} is not a known dataset; params 'datasets' lists {', '.join(names)} "
+                            "(`genbench datasets` shows every known one)") from None
     return dataset
 
 executor_option = click.option(

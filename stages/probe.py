@@ -45,5 +45,6 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
 
 
 command = dataset_stage_command(
-    "probe", SCHEMA, work, "Linear probe on generated and on original data, scored on the test set (params: probe.*)."
+    "probe", SCHEMA, work, "Linear probe on generated and on original data, scored on the test set (params: probe.*).",
+    requires=DatasetPaths.scored_features
 )

@@ -2,14 +2,16 @@
 
 `run_stage` refuses unknown top-level sections and a `profile` that names no profile
 (stages.profile_rules), reads the stage's own params section (plus `profile` for the MLflow
-experiment and `cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs before
-anything is written, then opens the MLflow child run, meters the work, prices the meter reading
+experiment and `cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs and
+checks the SKU and that the project, meter and MLflow folders take writes before anything is written
+or any run is opened, then opens the MLflow child run, meters the work, prices the meter reading
 with the named price snapshot and writes it to `meter/datasets/<dataset>/<stage>.json` (or
 `meter/pipeline/<stage>.json` for pipeline-wide stages) for the cost stage.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,6 +19,7 @@ from typing import Callable
 from genbench import storage
 from genbench.errors import GenBenchError
 from stages.inputs import METER_PIPELINE, DatasetPaths
+from stages.mlflow_store import sqlite_path
 from stages.params import Field, params_hash, read_params_file, validate_section
 
 PRICING_SCHEMA = {
@@ -43,7 +46,31 @@ class StageResult:
 
 def pricing_params(all_params: dict) -> dict:
     raw = all_params.get("cost") or {}
+    if not isinstance(raw, dict):
+        raise GenBenchError(f"params 'cost' = {raw!r} must be a mapping, e.g. {{snapshot: paper-2023, sku: null}}")
     return validate_section({k: raw[k] for k in PRICING_SCHEMA if k in raw}, "cost", PRICING_SCHEMA)
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Create `directory` if needed and prove a file can be written in it; else one GenBenchError."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise GenBenchError(f"{what} {str(directory)!r} is not writable ({exc.strerror}); make it writable, or work "
+                            "in a writable copy of the project") from None
+
+
+def check_environment(meter_path: Path) -> None:
+    """Before a run opens: the project folder, the meter folder and the MLflow store's folder take writes."""
+    from stages.tracking import tracking_uri
+
+    check_writable(Path.cwd(), "the project folder")
+    check_writable(meter_path.parent, "the meter folder")
+    store = sqlite_path(tracking_uri())
+    if store is not None:
+        check_writable(store.parent, "the MLflow store's folder")
 
 
 def run_stage(
@@ -55,6 +82,7 @@ def run_stage(
     *,
     dataset: str | None = None,
 ) -> StageResult:
+    from cost.hardware import choose_sku, detect_hardware
     from cost.ledger import price_reading
     from cost.meter import Meter, Reading
     from cost.prices import load_snapshot
@@ -70,10 +98,13 @@ def run_stage(
     profile = all_params.get("profile", "embedded")
     pricing = pricing_params(all_params)
     snapshot = load_snapshot(pricing["snapshot"])
+    if pricing["sku"]:
+        choose_sku(detect_hardware(), snapshot, override=pricing["sku"])
     if check is not None:
         check(params)
 
     meter_path = DatasetPaths(dataset).meter(stage) if dataset else METER_PIPELINE / f"{stage}.json"
+    check_environment(meter_path)
     run_name = f"{stage}@{dataset}" if dataset else stage
     tags = {"params_hash": params_hash(params), "dataset": dataset or "all"}
     with StageTracker(stage, profile, params, run_name=run_name, tags=tags, params_file=params_file) as tracker:

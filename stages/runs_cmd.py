@@ -43,14 +43,14 @@ class PipelineRun:
 
 
 def _client(uri: str):
-    from mlflow.tracking import MlflowClient
+    from stages.mlflow_store import GuardedClient
 
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.is_file():
             raise GenBenchError(f"no MLflow store at {path}; run the pipeline first (dvc repro) or pass "
                                 "--tracking-uri / set MLFLOW_TRACKING_URI")
-    return MlflowClient(tracking_uri=uri)
+    return GuardedClient(uri)
 
 
 def pipeline_runs(client, experiment_id: str) -> list:

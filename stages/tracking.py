@@ -20,6 +20,11 @@ What a run carries so it can be traced to the exact code, settings and data:
 - MLflow system metrics (`system/...`: CPU, memory, disk, network, GPU through NVML where present)
   are sampled on each child run every MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL seconds (default
   here 2); GENBENCH_SYSTEM_METRICS=0 turns them off.
+
+Reaching the store is bounded and every store failure is one error line (stages/mlflow_store.py);
+SIGTERM/SIGINT close the runs as KILLED and runs a SIGKILL left RUNNING are closed as KILLED by
+the next stage (stages/run_states.py). A project copied or moved with its `mlflow.db` and
+`mlruns/` keeps its artifacts: the next stage points the store at the new folder.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ import time
 from pathlib import Path
 
 import psutil
+
+from genbench.errors import Interrupted
+from stages.mlflow_store import GuardedClient, guarded, relocate_artifacts, sqlite_path
+from stages.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
 
 PIPELINE_TAG = "genbench.pipeline_key"
 STAGE_TAG = "genbench.stage"
@@ -108,17 +117,19 @@ class StageTracker:
 
     def __init__(self, stage: str, profile: str, params: dict, *, run_name: str | None = None, tags: dict | None = None,
                  params_file: str | Path = "params.yaml"):
-        from mlflow.tracking import MlflowClient
-
         self.stage = stage
         self.run_name = run_name or stage
         self.uri = tracking_uri()
-        self.client = MlflowClient(tracking_uri=self.uri)
+        store = sqlite_path(self.uri)
+        if store is not None and store.resolve().parent == Path.cwd().resolve():  # the project's own store
+            guarded(self.uri, lambda: relocate_artifacts(store))
+        self.client = GuardedClient(self.uri)
         self.profile = profile
         self.trace = trace_tags(params_file)
         name = experiment_name(profile)
         exp = self.client.get_experiment_by_name(name)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
+        close_abandoned(self.client, self.experiment_id, KIND_TAG)
         self.parent_id = self._parent_run()
         self.params = params
         self.tags = tags or {}
@@ -147,6 +158,7 @@ class StageTracker:
                 STAGE_TAG: self.stage,
                 "dvc_stage": self.stage,
                 KIND_TAG: "stage",
+                PROCESS_TAG: process_id(),
                 **self.trace,
                 **{k: str(v) for k, v in self.tags.items()},
             },
@@ -156,6 +168,8 @@ class StageTracker:
         self._log_params(self.run_id, flat)
         self._log_params(self.parent_id, {f"{self.stage}.{k}": v for k, v in flat.items()})
         self.client.update_run(self.parent_id, status="RUNNING")
+        self._signals = sigterm_raises()
+        self._signals.__enter__()
         self._start_system_metrics()
         return self
 
@@ -213,7 +227,9 @@ class StageTracker:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._stop_system_metrics()
-        status = "FINISHED" if exc_type is None else "FAILED"
+        self._signals.__exit__(None, None, None)
+        stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, Interrupted))
+        status = "FINISHED" if exc_type is None else "KILLED" if stopped else "FAILED"
         self.client.set_terminated(self.run_id, status=status)
         self.client.set_terminated(self.parent_id, status=status)
 

@@ -38,7 +38,7 @@ def test_prices_list_and_show():
 def test_prices_refresh_replays_the_recorded_response(monkeypatch, tmp_path):
     pages = [json.loads((DATA / f"azure_retail_eastus_page{i}.json").read_text()) for i in (1, 2, 3)]
     by_url = dict(zip([azure.prices_url("eastus"), pages[0]["NextPageLink"], pages[1]["NextPageLink"]], pages))
-    monkeypatch.setattr(azure, "urllib_get_json", lambda url: by_url[url])
+    monkeypatch.setattr(azure, "urllib_get_json", lambda url, **_: by_url[url])
     out = run(prices_group, ["refresh", "--region", "eastus", "--out", str(tmp_path)])
     assert out.exit_code == 0, out.output
     assert "8 rows (4 spot) for eastus" in out.output

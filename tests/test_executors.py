@@ -162,6 +162,7 @@ def test_local_embedding_matches_whole_set_encoding(tmp_path):
     rows = [{"key": f"k{i:02d}", "class_index": i % 3} for i in range(7)]
     frame = storage.write_image_set(tmp_path / "set", images, rows, shard_size=3)
     storage.write_manifest(tmp_path / "set", frame.drop(index=4).to_dict("records"))  # k04 stays in its shard, as CF leaves it
+    frame.iloc[[4]].to_parquet(tmp_path / "set" / storage.DROPPED, index=False)  # and lists it as dropped, as CF does
     worker = EmbeddingWorker("tiny-clip", batch_size=2, cpu_threads=1)
     run = EMBED_EXECUTORS["local"]({"set": tmp_path / "set"}, worker, progress=False)
     got = run.sets["set"]

@@ -2,7 +2,8 @@
 
 `load_pipeline(model, ...)` accepts
 - a built-in name (`BUILTIN_PIPELINES`, built in process with seeded weights; no download),
-- a local folder written by `save_pretrained` (loaded with `local_files_only=True`),
+- a local folder written by `save_pretrained` (loaded with `local_files_only=True`; safetensors
+  only, checked whole first by `genbench.weights.check_model_folder`),
 - a hub id pinned by `revision` (loaded from the local Hugging Face cache, HF_HOME, or the hub
   when it can be reached), through diffusers' AutoPipelineForText2Image, so any text-to-image
   family it knows works (Stable Diffusion 1/2, SDXL, SD3, PixArt, ...).
@@ -24,6 +25,7 @@ import torch
 
 from genbench.errors import GenBenchError
 from genbench.generators.tiny import build_tiny_sd_pipeline
+from genbench.weights import check_model_folder
 
 # Built-in pipelines: name -> factory(seed, image_size) returning a diffusers pipeline.
 BUILTIN_PIPELINES: dict[str, Callable[..., object]] = {"tiny-sd": build_tiny_sd_pipeline}
@@ -46,11 +48,15 @@ def load_pipeline(model: str, *, revision: str | None = None, dtype: str = "floa
 
     torch_dtype = resolve_dtype(dtype)
     local = Path(model)
+    if local.is_dir():
+        check_model_folder(local, "text-to-image model")
     try:
         if local.is_dir():
-            pipe = DiffusionPipeline.from_pretrained(str(local), dtype=torch_dtype, local_files_only=True, variant=variant)
+            pipe = DiffusionPipeline.from_pretrained(str(local), dtype=torch_dtype, local_files_only=True, variant=variant,
+                                                     use_safetensors=True)
         else:
-            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=torch_dtype, variant=variant)
+            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=torch_dtype, variant=variant,
+                                                             use_safetensors=True)
     except (OSError, ValueError, EnvironmentError) as exc:
         where = f"local folder {str(local)!r}" if local.is_dir() else "the Hugging Face cache (HF_HOME) and the hub"
         raise GenBenchError(

@@ -61,7 +61,7 @@ class Blip2Captioner:
 
         try:
             processor = Blip2Processor.from_pretrained(name)
-            model = Blip2ForConditionalGeneration.from_pretrained(name, dtype=dtype).to(device).eval()
+            model = Blip2ForConditionalGeneration.from_pretrained(name, dtype=dtype, use_safetensors=True).to(device).eval()
         except (OSError, ValueError) as exc:
             raise GenBenchError(f"cannot load the BLIP-2 captioner {name!r}: {str(exc).splitlines()[0][:160]}; download it "
                                 "into HF_HOME (huggingface-cli download) or use invert.filter_captioner: pool-caption") from None
@@ -103,7 +103,7 @@ class BertSimilarity:
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
-            model = AutoModel.from_pretrained(name).to(device)
+            model = AutoModel.from_pretrained(name, use_safetensors=True).to(device)
         except (OSError, ValueError) as exc:
             raise GenBenchError(f"cannot load the BERT model {name!r}: {str(exc).splitlines()[0][:160]}; download it "
                                 "into HF_HOME (huggingface-cli download) or use invert.filter_similarity: clip-text") from None

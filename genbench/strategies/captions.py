@@ -67,7 +67,7 @@ def _load_hub(path: str, dtype: torch.dtype, **kwargs) -> Captioner:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(path, **kwargs)
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, **kwargs).eval()
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, use_safetensors=True, **kwargs).eval()
     return Captioner(model=model, processor=processor, name=path, revision=kwargs.get("revision"))
 
 

@@ -57,7 +57,7 @@ def _load_hub(path: str, **kwargs) -> TextToText:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32, **kwargs).eval()
+    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True, **kwargs).eval()
     return TextToText(model=model, tokenizer=tokenizer, name=path, revision=kwargs.get("revision"))
 
 

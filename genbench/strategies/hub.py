@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from genbench.errors import GenBenchError
+from genbench.weights import check_model_folder
 
 T = TypeVar("T")
 
@@ -15,11 +16,14 @@ T = TypeVar("T")
 def load_pretrained(name: str, revision: str | None, what: str, builtin: dict[str, Callable[[], T]],
                     load: Callable[..., T]) -> T:
     """`builtin[name]()` if it is a built-in name; otherwise `load(path_or_id, **kwargs)` with
-    `local_files_only=True` for a folder, or `revision=...` for a hub id. Failures become one
+    `local_files_only=True` for a folder (safetensors only: `check_model_folder` first; `load`
+    passes use_safetensors=True to the model), or `revision=...` for a hub id. Failures become one
     GenBenchError saying where the model was looked for and how to get it."""
     if name in builtin:
         return builtin[name]()
     local = Path(name)
+    if local.is_dir():
+        check_model_folder(local, what)
     try:
         if local.is_dir():
             return load(str(local), local_files_only=True)

@@ -1,0 +1,164 @@
+"""Reaching the MLflow store without hanging and without tracebacks.
+
+- A tracking server (http/https URI) is probed with a short timeout before any run is opened,
+  and MLflow's own HTTP client gets bounded timeouts and retries (`HTTP_DEFAULTS`, used only
+  where the user has not set them), so an unreachable server fails in seconds, not minutes.
+- A SQLite store locked by another process is waited for: MLflow's own busy timeout (20 s a
+  call), then retried until `GENBENCH_MLFLOW_LOCK_WAIT_S` seconds (default 30) have passed; then
+  one error naming the processes that hold the file open.
+- Every other store failure (read-only folder, no space, a broken database) is one
+  `GenBenchError` line naming the store.
+- A SQLite store in a copied or moved project is pointed at the project's own `mlruns/`
+  (`relocate_artifacts`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from genbench.errors import GenBenchError
+
+PROBE_TIMEOUT_S = 5.0
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+LOCK_WAIT_ENV = "GENBENCH_MLFLOW_LOCK_WAIT_S"
+LOCK_WAIT_DEFAULT_S = 30.0
+LOCK_RETRY_PAUSE_S = 1.0
+
+
+def is_http(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def check_server(uri: str) -> None:
+    """For a tracking server: bound MLflow's HTTP timeouts and check the server answers at all."""
+    if not is_http(uri):
+        return
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered; MLflow reports what it thinks of the request
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise GenBenchError(
+            f"MLflow tracking server MLFLOW_TRACKING_URI={uri!r} does not answer within {PROBE_TIMEOUT_S:g} s "
+            f"({reason}); start it, or unset MLFLOW_TRACKING_URI to log to sqlite:///mlflow.db") from None
+
+
+def lock_wait_s() -> float:
+    raw = os.environ.get(LOCK_WAIT_ENV, "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else LOCK_WAIT_DEFAULT_S
+    except ValueError:
+        raise GenBenchError(f"{LOCK_WAIT_ENV}={raw!r} must be a number of seconds") from None
+
+
+def holders(path: Path) -> list[str]:
+    """'pid NAME' of the other processes that have `path` open."""
+    target, me, found = str(path.resolve()), os.getpid(), []
+    for proc in psutil.process_iter(["pid", "name"]):
+        if proc.info["pid"] == me:
+            continue
+        try:
+            if any(f.path == target for f in proc.open_files()):
+                found.append(f"pid {proc.info['pid']} {proc.info['name']}")
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def describe_failure(uri: str, exc: BaseException) -> str:
+    text = str(exc).lower()
+    db = sqlite_path(uri)
+    if "database is locked" in text and db is not None:
+        who = holders(db)
+        return (f"MLflow store {db} is locked by another process ({', '.join(who) or 'holder not found'}); still locked "
+                f"after MLflow's own wait and {lock_wait_s():g} s of retries ({LOCK_WAIT_ENV}); let it finish or stop it, then rerun")
+    if "readonly" in text or "read-only" in text or "permission denied" in text:
+        return f"MLflow store {uri} cannot be written ({_first_line(exc)}); make the project folder writable, or point MLFLOW_TRACKING_URI elsewhere"
+    if "no space" in text or "disk is full" in text or "database or disk is full" in text:
+        return f"MLflow store {uri}: no space left on the device ({_first_line(exc)}); free some space, then rerun"
+    return f"MLflow store {uri} failed: {_first_line(exc)}"
+
+
+def guarded(uri: str, call: Callable[[], Any]) -> Any:
+    """`call()`, retrying a locked store for a bounded time; any store failure as GenBenchError."""
+    deadline = time.monotonic() + lock_wait_s()
+    while True:
+        try:
+            return call()
+        except GenBenchError:
+            raise
+        except Exception as exc:
+            if "database is locked" in str(exc).lower() and time.monotonic() < deadline:
+                time.sleep(LOCK_RETRY_PAUSE_S)
+                continue
+            raise GenBenchError(describe_failure(uri, exc)) from None
+
+
+class GuardedClient:
+    """An MlflowClient whose every call goes through `guarded`."""
+
+    def __init__(self, uri: str):
+        from mlflow.tracking import MlflowClient
+
+        check_server(uri)
+        self.uri = uri
+        self._client = guarded(uri, lambda: MlflowClient(tracking_uri=uri))
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+        return lambda *args, **kwargs: guarded(self.uri, lambda: method(*args, **kwargs))
+
+
+def relocate_artifacts(db: Path) -> list[str]:
+    """Keep a copied or moved project's MLflow artifacts with it. MLflow records each experiment's
+    artifact folder as an absolute path (`<project>/mlruns/<id>`); where that is not this store's
+    own folder, and this store's `mlruns/<id>` exists or the recorded one does not, the experiment
+    and its runs are pointed at this store's.
+    Returns the ids of the experiments moved."""
+    import sqlite3
+
+    if not db.is_file():
+        return []
+    root = db.resolve().parent
+    moved = []
+    with sqlite3.connect(db, timeout=PROBE_TIMEOUT_S) as conn:
+        try:
+            rows = conn.execute("select experiment_id, artifact_location from experiments").fetchall()
+        except sqlite3.Error:
+            return []
+        for exp_id, location in rows:
+            here = root / "mlruns" / str(exp_id)
+            old = str(location or "").removeprefix("file://")
+            suffix = f"/mlruns/{exp_id}"
+            if not old.startswith("/") or not old.endswith(suffix) or Path(old) == here:
+                continue
+            if not here.is_dir() and Path(old).exists():
+                continue  # artifacts elsewhere, none here: leave them where they are
+            conn.execute("update experiments set artifact_location = ? where experiment_id = ?", (str(here), exp_id))
+            conn.execute("update runs set artifact_uri = ? || substr(artifact_uri, ?) where experiment_id = ? and "
+                         "substr(artifact_uri, 1, ?) = ?", (str(here), len(old) + 1, exp_id, len(old), old))
+            moved.append(str(exp_id))
+    return moved
