@@ -25,13 +25,24 @@ import numpy as np
 from genbench.errors import GenBenchError
 
 
-def _positives(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(N, C) boolean membership from integer labels (N,) or multi-hot labels (N, C)."""
+def _class_pools(labels: np.ndarray, num_classes: int):
+    """(pool of class c given the images already taken, positives of c) for each c, in index order.
+
+    Integer labels are grouped by one stable sort (memory O(N), as ImageNet's 1.28 M labels need);
+    multi-hot labels (N, C) are read column by column."""
     labels = np.asarray(labels)
     if labels.ndim == 1:
-        return labels[:, None] == np.arange(num_classes)[None, :]
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(num_classes + 1))
+        for cls in range(num_classes):
+            members = order[bounds[cls]:bounds[cls + 1]]
+            yield (lambda taken, m=members: m), len(members)
+        return
     if labels.ndim == 2 and labels.shape[1] == num_classes:
-        return labels.astype(bool)
+        for cls in range(num_classes):
+            column = labels[:, cls].astype(bool)
+            yield (lambda taken, col=column: np.flatnonzero(col & ~taken)), int(column.sum())
+        return
     raise GenBenchError(f"k-shot labels must be (N,) class indices or (N, {num_classes}) multi-hot, got shape {labels.shape}")
 
 
@@ -39,16 +50,14 @@ def kshot_indices(labels: np.ndarray, num_classes: int, shots: int, seed: int,
                   classnames: Sequence[str] | None = None) -> np.ndarray:
     """Indices into `labels` of the k-shot set (the module's protocol), class by class. `seed` is
     anything numpy.random.default_rng takes; `classnames`, when given, name a short class."""
-    positives = _positives(labels, num_classes)
     multilabel = np.asarray(labels).ndim == 2
     rng = np.random.default_rng(seed)
-    taken = np.zeros(len(positives), dtype=bool)
+    taken = np.zeros(len(labels), dtype=bool)
     picked = []
-    for cls in range(num_classes):
-        pool = np.flatnonzero(positives[:, cls] & ~taken)
+    for cls, (pool_of, total) in enumerate(_class_pools(labels, num_classes)):
+        pool = pool_of(taken)
         if len(pool) < shots:
             name = f"class {cls}" + (f" ({classnames[cls]!r})" if classnames is not None else "")
-            total = int(positives[:, cls].sum())
             why = (f"{len(pool)} training images left ({total} positives, {total - len(pool)} already drawn for "
                    "earlier classes)") if multilabel else f"only {len(pool)} training images"
             raise GenBenchError(f"prepare.shots = {shots} but {name} has {why}; lower shots")
