@@ -162,3 +162,18 @@ def test_workdir_that_is_not_a_rehearsal_is_refused(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
     assert "not a rehearsal workdir" in proc.stderr and (tmp_path / "precious.txt").is_file()
+
+
+def test_every_model_key_of_the_paper_profile_gets_a_standin():
+    """Each key of the paper profile that names a model (…model, the invert filter's captioner and
+    text model) is among those the stand-in writer covers: a key it missed (quality.clip_score_model)
+    stopped the rehearsal at quality@voc-2007 with the hub off."""
+    import re
+
+    from genbench.rehearsal.models import named_models
+
+    covered = {key for model in named_models(PAPER) for key in model.keys}
+    naming = {f"{section}.{key}" for section, values in PAPER.items() if isinstance(values, dict)
+              for key, value in values.items()
+              if isinstance(value, str) and (re.search(r"(^|_)model$", key) or key in ("filter_captioner", "filter_similarity"))}
+    assert naming - covered == set()
