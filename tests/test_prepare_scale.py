@@ -124,7 +124,8 @@ def tree_hashes(root: Path) -> dict:
 
 
 def test_digits_prepare_is_byte_identical_to_the_whole_split_code(tmp_path, monkeypatch):
-    """Hashes recorded from the code that decoded whole splits (main before label-first access):
+    """Hashes recorded from the code that decoded whole splits (main before label-first access, with the
+    manifests' label lists of the multilabel work, which label-first access reproduces byte for byte):
     `genbench prepare --dataset digits` with image_size 32, shots 16, seed 0."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(
         {"datasets": ["digits"], "prepare": {"image_size": 32, "shots": 16, "seed": 0, "data_root": "data/raw"}}))
