@@ -49,6 +49,7 @@ def _csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_subset_rehearsal_passes(subset):
     proc, workdir, _ = subset
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -56,6 +57,7 @@ def test_subset_rehearsal_passes(subset):
     assert "EXTRAPOLATION of the real run's cost" in proc.stdout and "assumptions:" in proc.stdout
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_params_are_the_profile_resized(subset):
     _, workdir, _ = subset
     params = yaml.safe_load((workdir / "params.yaml").read_text())
@@ -73,6 +75,7 @@ def test_params_are_the_profile_resized(subset):
         assert params["generate"][key] == PAPER["generate"][key]
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_table2_has_every_strategy_for_every_dataset(subset):
     _, workdir, _ = subset
     rows = [r for r in _csv(workdir / "reports/tables/table2.csv")
@@ -88,6 +91,7 @@ def test_table2_has_every_strategy_for_every_dataset(subset):
             assert 0.0 <= value <= 100.0, (name, strategy, value)
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_voc_is_multilabel_map_and_memes_roc_auc(subset):
     from safetensors.numpy import load_file
     from sklearn.metrics import roc_auc_score
@@ -108,6 +112,7 @@ def test_voc_is_multilabel_map_and_memes_roc_auc(subset):
     assert zero_shot == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_every_stage_has_its_meter_and_time_printed(subset):
     proc, workdir, _ = subset
     meters = sorted((workdir / "meter").glob("**/*.json"))
