@@ -49,6 +49,7 @@ def _csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_subset_rehearsal_passes(subset):
     proc, workdir, _ = subset
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -56,6 +57,7 @@ def test_subset_rehearsal_passes(subset):
     assert "EXTRAPOLATION of the real run's cost" in proc.stdout and "assumptions:" in proc.stdout
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_params_are_the_profile_resized(subset):
     _, workdir, _ = subset
     params = yaml.safe_load((workdir / "params.yaml").read_text())
@@ -73,9 +75,11 @@ def test_params_are_the_profile_resized(subset):
         assert params["generate"][key] == PAPER["generate"][key]
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_table2_has_every_strategy_for_every_dataset(subset):
     _, workdir, _ = subset
-    rows = [r for r in _csv(workdir / "reports/tables/table2.csv") if r["Row"].startswith("reproduced")]
+    rows = [r for r in _csv(workdir / "reports/tables/table2.csv")
+            if r["Row"].startswith("reproduced") and r["Model"] == PAPER["report"]["compare_with"]]
     columns = {"voc-2007": "VOC-2007", "hateful-memes": "Hateful Memes", "caltech-101": "Caltech-101",
                "cifar-10": "CIFAR-10", "kitti-distance": "KITTI Distance", "fer-2013": "FER-2013"}
     header = list(rows[0])
@@ -87,6 +91,7 @@ def test_table2_has_every_strategy_for_every_dataset(subset):
             assert 0.0 <= value <= 100.0, (name, strategy, value)
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_voc_is_multilabel_map_and_memes_roc_auc(subset):
     from safetensors.numpy import load_file
     from sklearn.metrics import roc_auc_score
@@ -107,6 +112,7 @@ def test_voc_is_multilabel_map_and_memes_roc_auc(subset):
     assert zero_shot == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.slow  # the six-dataset subset: not yet measured under 10 min on an unshared 2-core box
 def test_every_stage_has_its_meter_and_time_printed(subset):
     proc, workdir, _ = subset
     meters = sorted((workdir / "meter").glob("**/*.json"))
@@ -162,3 +168,18 @@ def test_workdir_that_is_not_a_rehearsal_is_refused(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [line for line in proc.stderr.strip().splitlines() if line.startswith("error:")]
     assert "not a rehearsal workdir" in proc.stderr and (tmp_path / "precious.txt").is_file()
+
+
+def test_every_model_key_of_the_paper_profile_gets_a_standin():
+    """Each key of the paper profile that names a model (…model, the invert filter's captioner and
+    text model) is among those the stand-in writer covers: a key it missed (quality.clip_score_model)
+    stopped the rehearsal at quality@voc-2007 with the hub off."""
+    import re
+
+    from genbench.rehearsal.models import named_models
+
+    covered = {key for model in named_models(PAPER) for key in model.keys}
+    naming = {f"{section}.{key}" for section, values in PAPER.items() if isinstance(values, dict)
+              for key, value in values.items()
+              if isinstance(value, str) and (re.search(r"(^|_)model$", key) or key in ("filter_captioner", "filter_similarity"))}
+    assert naming - covered == set()

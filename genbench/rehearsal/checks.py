@@ -103,9 +103,11 @@ def _dataset_columns(row: dict) -> dict[str, str]:
 
 def check_table2(workdir: Path, params: dict) -> Check:
     check = Check("Table 2")
-    rows = [r for r in read_csv(workdir / "reports/tables/table2.csv") if r["Row"].startswith("reproduced")]
+    model = (params.get("report") or {}).get("compare_with", "Stable Diffusion 2.1")
+    rows = [r for r in read_csv(workdir / "reports/tables/table2.csv")
+            if r["Row"].startswith("reproduced") and r["Model"] == model]
     if not rows:
-        check.errors.append("reports/tables/table2.csv has no reproduced rows")
+        check.errors.append(f"reports/tables/table2.csv has no reproduced rows under {model!r} (report.compare_with)")
         return check
     columns = _dataset_columns(rows[0])
     for strategy in params["generate"]["strategies"]:

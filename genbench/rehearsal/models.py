@@ -3,7 +3,7 @@ written where the kit's loaders will look for the real one with the hub switched
 
 `named_models(params)` lists the models a whole profile names (`MODEL_KEYS`: the generator, the
 CE/LE sentence model, the CiP captioner, the TI base, the invert filter's captioner and BERT,
-every CLIP). `write_standin_models(params, hf_home)` writes each hub model into the Hugging Face
+every CLIP, the CLIP score's and MTS's included). `write_standin_models(params, hf_home)` writes each hub model into the Hugging Face
 cache under `hf_home` (genbench.rehearsal.hf_cache: the layout a real download leaves, under the
 exact id, at the pinned revision or at `main`), and returns one record per named model. What a
 name needs nothing for (a built-in model, a local folder, `pool-caption`, `clip-text`, a
@@ -81,7 +81,9 @@ MODEL_KEYS = (
     ModelKey("embed", "model", CLIP, "pretrained"),
     ModelKey("generate", "cf_model", CLIP, "cf_pretrained"),
     ModelKey("index", "model", CLIP, "pretrained"),
+    ModelKey("retrieve", "mts_model", CLIP, "mts_pretrained"),
     ModelKey("quality", "model", CLIP, "pretrained"),
+    ModelKey("quality", "clip_score_model", CLIP, "clip_score_pretrained"),
     ModelKey("invert", "filter_clip_model", CLIP, "filter_clip_pretrained"),
 )
 
