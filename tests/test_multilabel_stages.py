@@ -1,8 +1,9 @@
 """VOC 2007 end to end as a multi-label dataset, and Hateful Memes as a ROC AUC one: prepare reads a
 tiny copy in the dataset's own on-disk layout, then generate (tiny-sd), embed (tiny-clip), cler,
 probe and quality run in process. Every score in the stages' JSON is recomputed here from the
-saved feature files with numpy and scikit-learn (precision_recall_curve for 11-point mAP,
-roc_auc_score, LogisticRegression), not with the kit's metric code."""
+saved feature files with numpy, scipy and scikit-learn (scipy's softmax for the published ranking
+scores, precision_recall_curve for 11-point mAP, roc_auc_score, LogisticRegression), not with the
+kit's metric code."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from scipy.special import log_softmax, softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
@@ -129,8 +131,9 @@ def test_voc_cler_is_11_point_map_on_multi_label_targets(voc):
     assert result["metric"] == "map_11point"
     test_feats, test_labels = features(root, "voc-2007", "test")
     text_feats, _ = features(root, "voc-2007", "text")
-    zero_shot_logits = unit(test_feats) @ unit(text_feats).T
-    assert result["zero_shot"] == pytest.approx(sklearn_eleven_point_map(zero_shot_logits, test_labels), abs=1e-6)
+    zero_shot_logits = unit(test_feats) @ unit(text_feats).T  # ranked by softmax(100 x cosines), as released
+    assert result["zero_shot"] == pytest.approx(
+        sklearn_eleven_point_map(log_softmax(100 * zero_shot_logits, axis=1), test_labels), abs=1e-6)
     gen_feats, gen_labels = features(root, "voc-2007", "generated")
     strategies = storage.read_manifest(root / "data" / "voc-2007" / "generated")["strategy"].to_numpy()
     sets = {"generated": (gen_feats, gen_labels), "original": features(root, "voc-2007", "original")}
@@ -139,8 +142,9 @@ def test_voc_cler_is_11_point_map_on_multi_label_targets(voc):
     for name, (feats, labels) in sets.items():
         logits = prototype_logits(feats, one_hot(labels, 20), test_feats)
         scores = result["sets"][name]
-        assert scores["cler"] == pytest.approx(sklearn_eleven_point_map(logits, test_labels), abs=1e-6), name
-        ensemble = (logits + zero_shot_logits) / 2
+        assert scores["cler"] == pytest.approx(
+            sklearn_eleven_point_map(log_softmax(logits, axis=1), test_labels), abs=1e-6), name
+        ensemble = (softmax(logits, axis=1) + softmax(100 * zero_shot_logits, axis=1)) / 2
         assert scores["cler_ensemble"] == pytest.approx(sklearn_eleven_point_map(ensemble, test_labels), abs=1e-6)
         predicted = (unit(feats) @ unit(text_feats).T).argmax(axis=1)
         agreement = 100 * np.mean(one_hot(labels, 20)[np.arange(len(feats)), predicted] == 1)
@@ -171,7 +175,8 @@ def test_voc_shot_curves_are_11_point_map(voc):
     test_feats, test_labels = features(root, "voc-2007", "test")
     for name in ("generated", "original"):
         feats, labels = features(root, "voc-2007", name)
-        whole = sklearn_eleven_point_map(prototype_logits(feats, one_hot(labels, 20), test_feats), test_labels)
+        logits = prototype_logits(feats, one_hot(labels, 20), test_feats)
+        whole = sklearn_eleven_point_map(log_softmax(logits, axis=1), test_labels)
         assert sources[name][-1]["draws"] == 1 and sources[name][-1]["cler"] == pytest.approx(whole, abs=1e-6), name
 
 

