@@ -90,5 +90,5 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
 
 command = dataset_stage_command(
     "cler", SCHEMA, work, "Zero-shot, CLER and CLER-ensemble scores on the real test set (params: cler.*).",
-    requires=DatasetPaths.scored_features
+    requires=lambda paths, p: paths.scored_features()
 )

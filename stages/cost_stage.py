@@ -4,12 +4,14 @@ used) and the USD per image of each data type."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
 from cost.cli import audit_command, estimate_command
 from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
 from genbench import storage
+from genbench.errors import DataFileError
 from stages.inputs import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
 from stages.options import params_option
 from stages.params import Field, positive
@@ -31,6 +33,17 @@ def uses_inversion(record: dict) -> bool:
     return any("TI" in s.split("+") for s in record.get("tags", {}).get("strategies", "").split(","))
 
 
+def read_record(path: Path) -> dict:
+    """One stage's meter file; DataFileError when it is not a priced reading."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFileError(path, f"is corrupt ({type(exc).__name__})") from None
+    if not isinstance(record, dict) or not {"stage", "dataset", "priced"} <= set(record) or not isinstance(record["priced"], dict):
+        raise DataFileError(path, "is corrupt: it lacks stage, dataset or priced")
+    return record
+
+
 def read_rows() -> list[dict]:
     """The priced meter readings of every per-dataset stage run and of the pipeline-wide stages
     that acquire data (the index build, amortised over retrieved images), in a stable order: each
@@ -41,7 +54,7 @@ def read_rows() -> list[dict]:
     """
     paths = sorted(METER_DATASETS.glob("*/*.json"))
     paths += [METER_PIPELINE / f"{stage}.json" for stage in PIPELINE_STAGES_PRICED if (METER_PIPELINE / f"{stage}.json").is_file()]
-    records = [json.loads(path.read_text()) for path in paths]
+    records = [read_record(path) for path in paths]
     ti_used = {r["dataset"] for r in records if r["stage"] == "generate" and uses_inversion(r)}
     rows = []
     for record in records:
@@ -51,8 +64,8 @@ def read_rows() -> list[dict]:
     return rows
 
 
-def work(p: dict) -> StageResult:
-    rows = read_rows()
+def work(p: dict, rows: list[dict]) -> StageResult:
+    """`rows` are read_rows()' result, read before the run opens."""
     ledger = [LedgerRow.from_dict(r) for r in rows]
     by_type = usd_per_image_by_data_type(ledger, human_usd_per_image=p["human_label_usd_per_image"])
     write_ledger(ledger, LEDGER)
@@ -73,7 +86,8 @@ def command(ctx: click.Context, params_file: str) -> None:
     and `audit` rechecks a published cost table.
     """
     if ctx.invoked_subcommand is None:
-        run_stage("cost", params_file, SCHEMA, work)
+        read: dict = {}
+        run_stage("cost", params_file, SCHEMA, lambda p: work(p, read["rows"]), lambda p: read.update(rows=read_rows()))
 
 
 command.add_command(estimate_command)

@@ -15,9 +15,9 @@ from stages.runner import StageResult, run_stage
 
 def dataset_stage_command(stage: str, schema: dict[str, Field], work: Callable[[dict, DatasetPaths], StageResult],
                           summary: str, check: Callable[[dict], None] | None = None,
-                          requires: Callable[[DatasetPaths], list[Path]] | None = None) -> click.Command:
+                          requires: Callable[[DatasetPaths, dict], list[Path]] | None = None) -> click.Command:
     """`genbench STAGE [--params FILE] [--dataset NAME]`: validates the params section `stage`
-    against `schema` (and `check`), checks the input files `requires(paths)` exist, then runs
+    against `schema` (and `check`), checks the input files `requires(paths, params)` exist, then runs
     `work(params, DatasetPaths(NAME))` metered and tracked by `run_stage`. `summary` is the
     command's help."""
 
@@ -32,7 +32,7 @@ def dataset_stage_command(stage: str, schema: dict[str, Field], work: Callable[[
             if check is not None:
                 check(p)
             if requires is not None:
-                paths.require(*requires(paths))
+                paths.require(*requires(paths, p))
 
         run_stage(stage, params_file, schema, lambda p: work(p, paths), checks, dataset=name)
 

@@ -105,6 +105,10 @@ def producing_stage(path: str | Path) -> str | None:
         return f"{DATA_PRODUCERS[parts[2]]}@{parts[1]}"
     if len(parts) >= 3 and parts[0] == "metrics":
         return f"{Path(parts[2]).stem}@{parts[1]}"
+    if len(parts) == 4 and parts[:2] == ("meter", "datasets"):
+        return f"{Path(parts[3]).stem}@{parts[2]}"
+    if len(parts) == 3 and parts[:2] == ("meter", "pipeline"):
+        return Path(parts[2]).stem
     return None
 
 

@@ -83,6 +83,12 @@ def check(p: dict) -> None:
     resolve_device(p["device"], "invert.device")
 
 
+def required_inputs(paths: DatasetPaths, p: dict) -> list[Path]:
+    """The prepared metadata and the manifest of each reference source in invert.references."""
+    folders = {"original": paths.prepared / "original", "retrieved": paths.retrieved}
+    return [paths.prepared / "meta.json", *(folders[s] / storage.MANIFEST for s in p["references"])]
+
+
 def original_references(paths: DatasetPaths, shots: int) -> tuple[dict[int, np.ndarray], pd.DataFrame]:
     images, manifest = storage.load_image_set(paths.prepared / "original")
     picks = manifest.groupby("class_index", sort=True).head(shots)
@@ -93,9 +99,6 @@ def original_references(paths: DatasetPaths, shots: int) -> tuple[dict[int, np.n
 
 def retrieved_references(paths: DatasetPaths, p: dict, device: str) -> tuple[dict[int, np.ndarray], pd.DataFrame]:
     directory = paths.retrieved
-    if not (directory / storage.MANIFEST).is_file():
-        raise GenBenchError(f"{directory} not found; run the retrieve stage first (dvc repro retrieve@{paths.dataset}) "
-                            "or drop 'retrieved' from invert.references")
     images, manifest = storage.load_image_set(directory)
     captioner = load_captioner(p["filter_captioner"], device)
     clip_encode = None
@@ -211,4 +214,5 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
 command = dataset_stage_command(
     "invert", SCHEMA, work,
     "Textual inversion: one learned token per class from original or retrieved images (params: invert.*).", check,
+    requires=required_inputs,
 )

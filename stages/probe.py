@@ -46,5 +46,5 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
 
 command = dataset_stage_command(
     "probe", SCHEMA, work, "Linear probe on generated and on original data, scored on the test set (params: probe.*).",
-    requires=DatasetPaths.scored_features
+    requires=lambda paths, p: paths.scored_features()
 )

@@ -42,6 +42,7 @@ from genbench.tables import (
     table5,
     write_table,
 )
+from genbench.tables.reference import REFERENCE_FILES
 from stages.inputs import METRICS, REPORTS, DatasetPaths
 from stages.options import dataset_option, params_option, pipeline_datasets, resolve_dataset
 from stages.params import Field, non_negative, positive, read_params_file
@@ -79,6 +80,13 @@ SHOTS_SCHEMA = {
 
 
 # ---- stage `shots`: Figure 3's data for one dataset ----
+
+def shots_inputs(paths: DatasetPaths) -> list[Path]:
+    """What shots reads: the prepared metadata and original manifest, the generated manifest and
+    the test, generated and original features (retrieved features when there are some)."""
+    return [paths.prepared / "meta.json", paths.prepared / "original" / storage.MANIFEST, paths.generated / storage.MANIFEST,
+            *(paths.features / f"{name}.safetensors" for name in ("test", "generated", "original"))]
+
 
 def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
     from stages.cler import external_sets, real_test_set
@@ -388,6 +396,8 @@ def _check_reference(p: dict) -> None:
     if not Path(p["reference_dir"]).is_dir():
         raise GenBenchError(f"params key 'report.reference_dir' = {p['reference_dir']!r} is not a directory; it must "
                             "hold the published tables (the kit ships them in reports/reference)")
+    for key in REFERENCE_FILES:
+        read_reference(p["reference_dir"], key)
 
 
 @command.command("shots")
@@ -396,4 +406,6 @@ def _check_reference(p: dict) -> None:
 def shots_command(params_file: str, dataset: str | None) -> None:
     """CLER of each data source at 1, 2, 4, ... images per class: Figure 3's data (params: shots.*)."""
     name = resolve_dataset(params_file, dataset)
-    run_stage("shots", params_file, SHOTS_SCHEMA, lambda p: shots_work(p, DatasetPaths(name)), dataset=name)
+    paths = DatasetPaths(name)
+    run_stage("shots", params_file, SHOTS_SCHEMA, lambda p: shots_work(p, paths), lambda p: paths.require(*shots_inputs(paths)),
+              dataset=name)

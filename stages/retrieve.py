@@ -61,6 +61,8 @@ def check_values(p: dict) -> None:
 def check(p: dict) -> None:
     check_values(p)
     resolve_device(p["device"], "retrieve.device")
+    if p["backend"] == "local":
+        CaptionIndex.require(INDEX_DIR)
 
 
 def make_searcher(p: dict):
@@ -131,5 +133,6 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
 
 
 command = dataset_stage_command(
-    "retrieve", SCHEMA, work, "Retrieve images per class from the caption index and score MTS (params: retrieve.*).", check
+    "retrieve", SCHEMA, work, "Retrieve images per class from the caption index and score MTS (params: retrieve.*).", check,
+    requires=lambda paths, p: [paths.prepared / "meta.json"],
 )

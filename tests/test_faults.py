@@ -190,6 +190,22 @@ def pickle_checkpoint(root: Path, mp) -> None:
     set_params(embed={"model": "ViT-B-32", "pretrained": str(root / "clip.bin")})(root, mp)
 
 
+def both(*spoils: Callable) -> Callable:
+    def apply(root: Path, mp) -> None:
+        for spoil in spoils:
+            spoil(root, mp)
+    return apply
+
+
+def reference_without(name: str) -> Callable:
+    """report.reference_dir = a copy of the kit's published tables lacking `name`."""
+    def apply(root: Path, mp) -> None:
+        shutil.copytree(Path(__file__).resolve().parents[1] / "reports" / "reference", root / "reference")
+        (root / "reference" / name).unlink()
+        set_params(report={"reference_dir": str(root / "reference")})(root, mp)
+    return apply
+
+
 def binary_file(name: str) -> Callable:
     def apply(root: Path, mp) -> None:
         (root / name).write_bytes(bytes(range(256)) * 8)
@@ -342,6 +358,19 @@ CASES = [
     Case("probe-no-test-features", stage("probe"), ("test.safetensors", "embed@digits"), delete(FEAT / "test.safetensors")),
     Case("embed-no-meta", stage("embed"), ("meta.json", "dvc repro prepare@digits"), delete(PREP / "meta.json")),
     Case("generate-no-meta", stage("generate"), ("meta.json", "prepare@digits"), delete(PREP / "meta.json")),
+    Case("quality-no-text-features", stage("quality"), ("text.safetensors", "embed@digits"), delete(FEAT / "text.safetensors")),
+    Case("shots-no-original-manifest", ["report", "shots", "--dataset", DATASET], ("original/manifest.parquet", "prepare@digits"),
+         delete(PREP / "original" / "manifest.parquet")),
+    Case("shots-no-test-features", ["report", "shots", "--dataset", DATASET], ("test.safetensors", "embed@digits"),
+         delete(FEAT / "test.safetensors")),
+    Case("retrieve-no-index", stage("retrieve"), ("data/index/index.faiss", "genbench retrieve-index")),
+    Case("invert-no-meta", stage("invert"), ("meta.json", "prepare@digits"), delete(PREP / "meta.json")),
+    Case("invert-no-retrieved", stage("invert"), ("retrieved/manifest.parquet", "retrieve@digits"),
+         set_params(invert={"references": ["retrieved"]})),
+    Case("invert-no-original-manifest", stage("invert"), ("original/manifest.parquet", "prepare@digits"),
+         both(set_params(invert={"references": ["original"]}), delete(PREP / "original" / "manifest.parquet"))),
+    Case("report-no-published-table", ["report"], ("genbench_table2_cler_20shot.csv", "not found"),
+         reference_without("genbench_table2_cler_20shot.csv")),
     # damaged files: one line naming the file and the command that rebuilds it
     Case("truncated-generated-shard", stage("embed"), ("shard-00000.tar", "dvc repro -f -s generate@digits"),
          truncate(GEN / "shard-00000.tar"), input_error=False),
@@ -357,6 +386,8 @@ CASES = [
          overwrite(FEAT / "test.safetensors", b"\x00garbage" * 64), input_error=False),
     Case("truncated-features", stage("probe"), ("original.safetensors", "embed@digits"),
          truncate(FEAT / "original.safetensors"), input_error=False),
+    Case("cost-garbage-meter", ["cost"], ("meter/datasets/digits/cler.json", "dvc repro -f -s cler@digits"),
+         overwrite("meter/datasets/digits/cler.json", b"{not json")),
     Case("garbage-meta", stage("cler"), ("meta.json", "prepare@digits"), overwrite(PREP / "meta.json", b"\xff\xfe{"), input_error=False),
     # model folders: safetensors only, and a truncated file is called truncated
     Case("pickle-only-unet", stage("generate"), ("pickle", "safe_serialization=True"), tiny_sd_folder("pickle")),

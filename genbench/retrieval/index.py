@@ -143,14 +143,19 @@ class CaptionIndex:
     captions: np.ndarray
     meta: dict
 
+    @staticmethod
+    def require(directory: str | Path) -> None:
+        """Raise GenBenchError when a file of the index in `directory` is missing."""
+        for name in (INDEX_FILE, CAPTIONS_FILE, META_FILE):
+            if not (Path(directory) / name).is_file():
+                raise GenBenchError(f"{Path(directory) / name} not found; build the index first (genbench retrieve-index)")
+
     @classmethod
     def load(cls, directory: str | Path) -> "CaptionIndex":
         import faiss
 
         directory = Path(directory)
-        for name in (INDEX_FILE, CAPTIONS_FILE, META_FILE):
-            if not (directory / name).is_file():
-                raise GenBenchError(f"{directory / name} not found; build the index first (genbench retrieve-index)")
+        cls.require(directory)
         index = faiss.read_index(str(directory / INDEX_FILE))
         table = pd.read_parquet(directory / CAPTIONS_FILE)
         meta = json.loads((directory / META_FILE).read_text())
