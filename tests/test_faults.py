@@ -113,6 +113,14 @@ def set_params(**sections) -> Callable:
     return apply
 
 
+def rename_section(old: str, new: str) -> Callable:
+    def apply(root: Path, mp) -> None:
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params = {new if key == old else key: value for key, value in params.items()}
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return apply
+
+
 def truncate(rel: str | Path, keep: float = 0.5) -> Callable:
     def apply(root: Path, mp) -> None:
         path = root / rel
@@ -348,6 +356,8 @@ CASES = [
     Case("unknown-sku", stage("cler"), ("Standard_Nosuch_v9",), set_params(cost={"sku": "Standard_Nosuch_v9"})),
     Case("unknown-snapshot", stage("cler"), ("nosuch-2099",), set_params(cost={"snapshot": "nosuch-2099"})),
     Case("profile-5", stage("cler"), ("profile", "5"), set_params(profile=5)),
+    Case("unknown-profile", stage("cler"), ("nosuchprofile",), set_params(profile="nosuchprofile")),
+    Case("misspelt-section", stage("generate"), ("generte", "generate"), rename_section("generate", "generte")),
     Case("datasets-text", stage("cler"), ("datasets", "digits"), set_params(datasets="digits")),
     Case("params-not-yaml", stage("cler"), ("params.yaml", "YAML"), overwrite("params.yaml", b"generate: [unclosed\n")),
     Case("unknown-dataset", ["cler", "--dataset", "nosuch"], ("nosuch", "genbench datasets")),
