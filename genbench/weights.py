@@ -17,7 +17,7 @@ from genbench.errors import DataFileError, GenBenchError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 CONVERT_HINT = ("convert it once where you trust the file: load it with its library and save_pretrained(..., "
-                "safe_serialization=True) (diffusers and transformers), or safetensors.torch.save_file(torch.load(F), "
+                "safe_serialization=True) (diffusers and transformers), or safetensors.torch.save_file(torch.load(F, weights_only=True), "
                 "F.replace('.bin', '.safetensors'))")
 
 
