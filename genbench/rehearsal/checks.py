@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def expanded_stages(workdir: Path, params: dict) -> dict[str, list[str]]:
 def check_stages(workdir: Path, params: dict) -> Check:
     check = Check("every stage ran")
     stages = expanded_stages(workdir, params)
-    proc = subprocess.run(["dvc", "status", "--json"], cwd=workdir, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=workdir, capture_output=True, text=True)
     status = json.loads(proc.stdout or "null") if proc.returncode == 0 else None
     if status is None:
         check.errors.append(f"dvc status failed in {workdir}: {proc.stderr.strip()[-300:]}")
