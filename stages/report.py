@@ -76,6 +76,7 @@ SHOTS_SCHEMA = {
     "counts": Field((list, type(None)), None, _shot_list, help="images per class to score (null: 1, 2, 4, ...)"),
     "draws": Field(int, 3, positive, help="random subsets per shot count"),
     "seed": Field(int, 0, non_negative),
+    "probe": Field(bool, True, help="also score each draw of the pooled sets (original, retrieved, generated) by the linear probe (Figure 3 as published, Figure 9)"),
 }
 
 
@@ -100,7 +101,8 @@ def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
     for name, (feats, labels) in external_sets(paths).items():
         result["sources"][name] = cler_by_shots(feats, labels, test_feats, test_labels, num_classes=n, metric=metric,
                                                 shots=p["counts"], draws=p["draws"], seed=p["seed"],
-                                                draw_classes=drawn_for.get(name))
+                                                draw_classes=drawn_for.get(name),
+                                                probe=p["probe"] and "/" not in name)
     out = paths.metrics / "shots.json"
     storage.atomic_write_json(out, result)
     click.echo("shots: " + "  ".join(f"{s}: {len(v)} points" for s, v in result["sources"].items()) + f" -> {out}")
@@ -362,7 +364,11 @@ def work(p: dict, all_params: dict, datasets: list[str]) -> StageResult:
     for table in tables + orientation:
         files = write_table(table, TABLES)
         entries.append(TableEntry(table, {s: str(path.relative_to(REPORTS)) for s, path in files.items()}))
-    figures = [figure3(results, cost["usd_per_image"], snapshot.label()), *figure4_5(results), figure6(results)]
+    from stages.paper_figures import paper_figures
+
+    figures = [figure3(results, cost["usd_per_image"], snapshot.label()), *figure4_5(results), figure6(results),
+               *paper_figures(results, datasets, usd_per_image=cost["usd_per_image"], price_label=snapshot.label(),
+                              ti_reference=ti_reference(str(generate.get("ti_embeddings") or "original")))]
 
     scored = [n for n in datasets if results[n]["cler"] and results[n]["probe"]]
     summary = [DatasetResults(info=results[n]["info"], cler=results[n]["cler"],

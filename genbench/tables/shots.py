@@ -10,6 +10,10 @@ it (for a k-shot original set, the class each image was drawn for: its manifest'
 and the prototypes use the rows' multi-hot labels. So k = the set's own shots is the whole set,
 and every smaller k is a k-shot set of the same kind. One-hot labels are read as the class
 indices they encode.
+
+With `probe=True` each draw is also scored by the linear probe (genbench.probe, clean protocol:
+L2 chosen on a validation split of the drawn images), giving `probe` and `probe_std` (Figure 3 as
+published plots the probe); at k = 1 there is no validation split, so `probe` is None there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from genbench.errors import GenBenchError
 from genbench.metrics import cler
+from genbench.probe import linear_probe
 
 
 def default_shot_counts(max_shots: int) -> list[int]:
@@ -49,8 +54,10 @@ def row_classes(labels: np.ndarray, draw_classes=None) -> np.ndarray:
 
 
 def cler_by_shots(feats, labels, test_feats, test_labels, *, num_classes: int, metric: str = "accuracy",
-                  shots: list[int] | None = None, draws: int = 3, seed: int = 0, draw_classes=None) -> list[dict]:
-    """[{shots, cler, cler_std, draws}] per shot count (see the module docstring)."""
+                  shots: list[int] | None = None, draws: int = 3, seed: int = 0, draw_classes=None,
+                  probe: bool = False) -> list[dict]:
+    """[{shots, cler, cler_std, draws}] per shot count, with probe and probe_std when `probe`
+    (see the module docstring)."""
     feats, labels = np.asarray(feats), np.asarray(labels)
     if draws < 1:
         raise GenBenchError(f"draws = {draws!r} must be 1 or more")
@@ -60,11 +67,17 @@ def cler_by_shots(feats, labels, test_feats, test_labels, *, num_classes: int, m
     wanted = default_shot_counts(smallest) if shots is None else sorted({int(k) for k in shots if 0 < int(k) <= smallest})
     points = []
     for k in wanted:
-        scores = []
+        scores, probes = [], []
         for draw in range(1 if (counts == k).all() else draws):
             idx = subset(classes, k, np.random.default_rng([seed, draw, k]), num_classes)
             scores.append(cler(feats[idx], labels[idx], test_feats, test_labels, num_classes=num_classes,
                                metric=metric)["cler"])
-        points.append({"shots": k, "cler": float(np.mean(scores)), "cler_std": float(np.std(scores)),
-                       "draws": len(scores)})
+            if probe and k >= 2:
+                probes.append(linear_probe(feats[idx], labels[idx], test_feats, test_labels, metric=metric, seed=seed,
+                                           num_classes=num_classes)["score"])
+        point = {"shots": k, "cler": float(np.mean(scores)), "cler_std": float(np.std(scores)), "draws": len(scores)}
+        if probe:
+            point |= {"probe": float(np.mean(probes)) if probes else None,
+                      "probe_std": float(np.std(probes)) if probes else None}
+        points.append(point)
     return points
