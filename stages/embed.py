@@ -31,13 +31,14 @@ SCHEMA = {
     "workers": Field(int, 4, non_negative, help="threads decoding and preprocessing the next batch (0: in line)"),
     "seed": Field(int, 0, non_negative),
 }
-OPTIONAL_SETS = ("retrieved",)
+OPTIONAL_SETS = ("retrieved", "original_pool")
 
 
 def image_sets(paths: DatasetPaths) -> dict:
-    """The image sets to encode; the retrieved set only where a retrieve stage produced one."""
+    """The image sets to encode; the retrieved set and the original pool (prepare.pool_shots) only
+    where a stage produced them."""
     sets = {"test": paths.prepared / "test", "original": paths.prepared / "original", "generated": paths.generated,
-            "retrieved": paths.retrieved}
+            "retrieved": paths.retrieved, "original_pool": paths.prepared / "original_pool"}
     return {name: d for name, d in sets.items() if name not in OPTIONAL_SETS or (d / storage.MANIFEST).is_file()}
 
 

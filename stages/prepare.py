@@ -1,5 +1,8 @@
 """Stage `prepare`: the dataset's real test split and the k-shot original training set, as image
 shards with manifests, plus the dataset metadata (class names, templates, metric) later stages read.
+With `pool_shots` it also writes a larger `pool_shots`-shot original set (an independent k-shot
+draw with the same seed), which only the shots sweep reads: Figure 3's original-data curve
+beyond `shots` images per class.
 
 Labels are read first; only the k-shot images and the test images are decoded, `batch_size` at
 a time by `workers` threads, and written into the shards as they come, so memory does not grow
@@ -25,6 +28,8 @@ from stages.runner import StageResult, run_stage
 SCHEMA = {
     "image_size": Field(int, 32, positive),
     "shots": Field(int, 16, positive, help="original training images per class"),
+    "pool_shots": Field((int, type(None)), None, positive,
+                        help="null: none; N: also an N-shot original pool (prepared/original_pool) the shots sweep draws from"),
     "seed": Field(int, 0, non_negative),
     "data_root": Field(str, "data/raw"),
     "test_per_class": Field((int, type(None)), None, positive,
@@ -32,6 +37,9 @@ SCHEMA = {
     "batch_size": Field(int, 256, positive, help="images decoded per batch"),
     "workers": Field(int, 4, positive, help="decoding threads"),
 }
+
+
+POOL = "original_pool"  # the larger original set of the shots sweep (Figure 3), when prepare.pool_shots is set
 
 
 def _rows(ds, split: str, labels: np.ndarray, source_idx: np.ndarray,
@@ -61,7 +69,11 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     with storage.atomic_dir(paths.prepared) as tmp:
         _write_split(tmp / "test", ds, "test", test, test_idx, p)
         _write_split(tmp / "original", ds, "original", train, idx, p, drawn_for(ds.num_classes, p["shots"]))
-        meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test_idx), "num_original": len(idx)}
+        if p["pool_shots"] is not None:
+            pool_idx = kshot_indices(train.labels, ds.num_classes, p["pool_shots"], p["seed"], ds.classnames)
+            _write_split(tmp / POOL, ds, POOL, train, pool_idx, p, drawn_for(ds.num_classes, p["pool_shots"]))
+        meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test_idx), "num_original": len(idx),
+                "pool_shots": p["pool_shots"]}
         storage.atomic_write_json(tmp / "meta.json", meta)
     click.echo(f"prepare: {ds.name}: {len(test_idx)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")
     return StageResult(metrics={"num_test": len(test_idx), "num_original": len(idx)}, items=len(idx))

@@ -8,7 +8,9 @@ rebuilt from whatever the pipeline has produced, published beside reproduced.
 - reports/figures/*.png: Figure 3 (and 4, 5, 6 when their stages have run), score charts, samples.
 
 `genbench report shots --dataset NAME` writes metrics/NAME/shots.json, Figure 3's data: CLER of
-each data source at 1, 2, 4, ... images per class (params `shots`).
+each data source at 1, 2, 4, ... images per class (params `shots`), and the linear probe of the
+pooled sets; the original curve draws from prepared/original_pool (prepare.pool_shots) when the
+embed stage has encoded one, else from the prepare.shots-shot original set.
 
 It reads metrics/, plots/, reports/ledger.csv and reports/reference/ (the published tables);
 a dataset whose shots.json is missing takes its size from data/<ds>/prepared/meta.json.
@@ -90,15 +92,23 @@ def shots_inputs(paths: DatasetPaths) -> list[Path]:
 
 
 def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
-    from stages.cler import external_sets, real_test_set
+    from genbench.features import load_features
+    from stages.cler import external_sets, real_test_set, targets
 
     meta = paths.read_meta()
     test_feats, test_labels = real_test_set(paths)
     n, metric = len(meta["classnames"]), meta["metric"]
     result = {"dataset": {k: meta[k] for k in ("name", "group", "metric", "num_test", "shots") if k in meta}
               | {"classes": n}, "draws": p["draws"], "seed": p["seed"], "sources": {}}
-    drawn_for = {"original": storage.read_manifest(paths.prepared / "original")["class_index"].to_numpy()}
-    for name, (feats, labels) in external_sets(paths).items():
+    sets = external_sets(paths)
+    original = paths.prepared / "original"
+    pool = paths.features / "original_pool.safetensors"
+    if pool.is_file():  # prepare.pool_shots: the original curve draws from the larger pool
+        feats, labels, _ = load_features(pool)
+        sets["original"] = (feats, targets(paths, labels, "original pool labels"))
+        original = paths.prepared / "original_pool"
+    drawn_for = {"original": storage.read_manifest(original)["class_index"].to_numpy()}
+    for name, (feats, labels) in sets.items():
         result["sources"][name] = cler_by_shots(feats, labels, test_feats, test_labels, num_classes=n, metric=metric,
                                                 shots=p["counts"], draws=p["draws"], seed=p["seed"],
                                                 draw_classes=drawn_for.get(name),
