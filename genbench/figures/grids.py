@@ -88,7 +88,7 @@ def image_grid(rows: list[tuple[str, list[np.ndarray] | None, str]], classnames:
                                 color="#c44e52", va="top")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(wspace=0.08, hspace=0.35)
     save_png(fig, path)
 
 
