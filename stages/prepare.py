@@ -72,8 +72,7 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
         if p["pool_shots"] is not None:
             pool_idx = kshot_indices(train.labels, ds.num_classes, p["pool_shots"], p["seed"], ds.classnames)
             _write_split(tmp / POOL, ds, POOL, train, pool_idx, p, drawn_for(ds.num_classes, p["pool_shots"]))
-        meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test_idx), "num_original": len(idx),
-                "pool_shots": p["pool_shots"]}
+        meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test_idx), "num_original": len(idx)}
         storage.atomic_write_json(tmp / "meta.json", meta)
     click.echo(f"prepare: {ds.name}: {len(test_idx)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")
     return StageResult(metrics={"num_test": len(test_idx), "num_original": len(idx)}, items=len(idx))
