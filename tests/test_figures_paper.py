@@ -212,3 +212,40 @@ def test_figures_without_their_data_say_what_they_need(tmp_path, monkeypatch):
     assert "not run: needs" in lines["Figure 3 (as published)"] and "shots.probe" in lines["Figure 3 (as published)"]
     assert "not run: needs" in lines["Figure 9:"] and "not run: needs data/digits/generated" in lines["Figure 7:"]
     assert "not run: needs data/digits/generated" in lines["Figure 14:"]
+
+
+# ---- the original pool (prepare.pool_shots) ----
+
+def test_the_shots_sweep_draws_the_original_curve_from_the_pool_when_embed_encoded_one(tmp_path, monkeypatch):
+    from genbench.features import save_features
+    from stages.inputs import DatasetPaths
+    from stages.report import shots_work
+
+    monkeypatch.chdir(tmp_path)
+    paths = DatasetPaths("digits")
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(2, 4)) * 0.7  # overlapping classes: scores below 100
+
+    def feats(per_class):
+        labels = np.repeat(np.arange(2), per_class)
+        return centres[labels] + rng.normal(size=(len(labels), 4)), labels
+
+    sets = {"test": feats(6), "original": feats(3), "original_pool": feats(8), "generated": feats(4)}
+    for name, (f, y) in sets.items():
+        save_features(paths.features / f"{name}.safetensors", f, y, {"set": name})
+    for directory, name in ((paths.prepared / "original", "original"), (paths.prepared / "original_pool", "original_pool"),
+                            (paths.generated, "generated")):
+        y = sets[name][1]
+        storage.write_image_set(directory, np.zeros((len(y), 2, 2, 3), np.uint8),
+                                [{"key": f"{name}-{i}", "class_index": int(c), "strategy": "ST"} for i, c in enumerate(y)])
+    (paths.prepared / "meta.json").write_text(json.dumps({"name": "digits", "group": "Embedded", "classnames": ["0", "1"],
+                                                          "templates": ["{}"], "metric": "accuracy", "shots": 3}))
+    shots_work({"counts": [2, 8], "draws": 2, "seed": 0, "probe": True}, paths)
+    out = json.loads((paths.metrics / "shots.json").read_text())
+    pool_f, pool_y = sets["original_pool"]
+    test_f, test_y = sets["test"]
+    expected = cler_by_shots(pool_f, pool_y, test_f, test_y, num_classes=2, shots=[2, 8], draws=2, seed=0, probe=True)
+    assert [p["shots"] for p in out["sources"]["original"]] == [2, 8]  # past the 3-shot original set
+    assert out["sources"]["original"] == expected and expected[-1]["cler"] < 100
+    assert expected[:1] != cler_by_shots(*sets["original"], test_f, test_y, num_classes=2, shots=[2], draws=2, probe=True)
+    assert "probe" not in out["sources"]["generated/ST"][0] and "probe" in out["sources"]["generated"][0]
