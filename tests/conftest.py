@@ -14,7 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Small settings for the end-to-end runs: the same code paths as the embedded default, fewer images.
 FAST_PARAMS = {
     "bootstrap": {"clip_steps": 20, "vae_steps": 10, "unet_steps": 20},
-    "prepare": {"shots": 4},
+    "prepare": {"shots": 4, "pool_shots": None},
     "generate": {"images_per_class": 4, "steps": 4, "batch_size": 8, "shard_size": 16},
     "cler": {"timing_repeats": 1},
     "pool": {"per_class": 10},

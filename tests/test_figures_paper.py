@@ -249,3 +249,20 @@ def test_the_shots_sweep_draws_the_original_curve_from_the_pool_when_embed_encod
     assert out["sources"]["original"] == expected and expected[-1]["cler"] < 100
     assert expected[:1] != cler_by_shots(*sets["original"], test_f, test_y, num_classes=2, shots=[2], draws=2, probe=True)
     assert "probe" not in out["sources"]["generated/ST"][0] and "probe" in out["sources"]["generated"][0]
+
+
+def test_prepare_writes_the_pool_as_an_independent_k_shot_draw(tmp_path, monkeypatch):
+    from genbench.datasets import get_dataset
+    from genbench.kshot import kshot_indices
+    from stages.inputs import DatasetPaths
+    from stages.prepare import SCHEMA, work
+
+    monkeypatch.chdir(tmp_path)
+    p = {key: field.default for key, field in SCHEMA.items()} | {"shots": 2, "pool_shots": 6, "test_per_class": 1}
+    work(p, DatasetPaths("digits"))
+    pool = storage.read_manifest(tmp_path / "data" / "digits" / "prepared" / "original_pool", ("source_index",))
+    ds = get_dataset("digits")
+    labels = ds.open_split("train", tmp_path / "data" / "raw", 32).labels
+    assert list(pool["source_index"]) == list(kshot_indices(labels, 10, 6, 0, ds.classnames))
+    assert np.bincount(pool["class_index"], minlength=10).tolist() == [6] * 10
+    assert len(storage.read_manifest(tmp_path / "data" / "digits" / "prepared" / "original")) == 20
