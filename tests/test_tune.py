@@ -112,3 +112,16 @@ def test_tune_stage_refuses_a_bad_step_count(tmp_path):
     write_params(tmp_path, {"tune": {"steps": -1}})
     proc = run_genbench(["tune", "--dataset", "digits"], tmp_path, check=False)
     assert proc.returncode == 2 and "steps" in proc.stderr and not (tmp_path / "metrics" / "digits" / "tune.json").exists()
+
+
+def test_he_table1_puts_the_run_beside_the_published_rows():
+    from genbench.tables.he_table1 import he_table1
+    from genbench.tables.reference import read_reference
+    from tests.conftest import ROOT
+
+    published = read_reference(ROOT / "reports" / "reference", "he2023_table1")
+    table = he_table1(published, {"digits": {"zero_shot": 80.0, "ce": 85.0, "sce": 82.0}})
+    cifar = [r.cells for r in table.rows if r.cells[0] == "CIFAR-10"]
+    assert cifar[0][3:] == [70.31, None, 80.06] and cifar[2][3:] == [None, None, None]
+    assert table.rows[-1].cells == ["digits (kit only)", "-", "reproduced (run's CLIP)", 80.0, 85.0, 82.0]
+    assert table.reproduced_cells() == (3, 3 * (len(published) - 1 + 1))
