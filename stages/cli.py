@@ -24,7 +24,7 @@ except ImportError:  # cost/ not installed alongside
 # (so `genbench prepare` does not load torch, which the model stages need)
 COMMANDS = {
     "bootstrap": "stages.bootstrap:command", "prepare": "stages.prepare:command", "generate": "stages.generate:command",
-    "embed": "stages.embed:command", "cler": "stages.cler:command", "probe": "stages.probe:command",
+    "embed": "stages.embed:command", "cler": "stages.cler:command", "probe": "stages.probe:command", "tune": "stages.tune:command",
     "quality": "stages.quality:command", "retrieve-index": "stages.retrieve_index:command",
     "retrieve": "stages.retrieve:command", "invert": "stages.invert:command", "cost": "stages.cost_stage:command",
     "report": "stages.report:command", "datasets": "stages.datasets_cmd:command", "profile": "stages.profile_cmd:command",
@@ -98,7 +98,7 @@ def cli() -> None:
     """GenBench Kit: generative data for visual recognition, benchmarked and priced.
 
     The pipeline stages (run in order by `dvc repro`, see dvc.yaml) are bootstrap, prepare,
-    pool, retrieve-index, retrieve, invert, generate, embed, cler, probe, quality, cost and report. Each reads its own section of
+    pool, retrieve-index, retrieve, invert, generate, embed, cler, probe, tune, quality, cost and report. Each reads its own section of
     params.yaml; per-dataset stages take --dataset.
     """
 

@@ -19,7 +19,7 @@ from cost.errors import CostError
 from genbench.errors import GenBenchError
 from genbench.generators import BUILTIN_PIPELINES
 from genbench.prompts import parse_strategy
-from stages import bootstrap, cler, cost_stage, embed, generate, invert, prepare, probe, quality, report, retrieve, retrieve_index
+from stages import bootstrap, cler, cost_stage, embed, generate, invert, prepare, probe, quality, report, retrieve, retrieve_index, tune
 from stages.options import IMAGE_FOLDER_SCHEMA, pipeline_datasets
 from stages.params import Field, check_section, unknown_name
 
@@ -49,6 +49,7 @@ SECTIONS: dict[str, tuple[dict[str, Field], Callable[[dict], object] | None]] = 
     "embed": (embed.SCHEMA, None),
     "cler": (cler.SCHEMA, None),
     "probe": (probe.SCHEMA, None),
+    "tune": (tune.SCHEMA, None),
     "quality": (quality.SCHEMA, None),
     "pool": (retrieve_index.POOL_SCHEMA, retrieve_index.check_pool),
     "index": (retrieve_index.INDEX_SCHEMA, retrieve_index.check_index_values),

@@ -45,6 +45,7 @@ from genbench.tables import (
     write_table,
 )
 from genbench.tables.reference import REFERENCE_FILES
+from genbench.tables.he_table1 import he_table1
 from stages.inputs import METRICS, REPORTS, DatasetPaths
 from stages.options import dataset_option, params_option, pipeline_datasets, resolve_dataset
 from stages.params import Field, non_negative, positive, read_params_file
@@ -153,6 +154,7 @@ def run_results(datasets: list[str]) -> dict[str, dict]:
             "shots": optional_json(paths.metrics / "shots.json"),
             "quality": optional_json(paths.metrics / "quality.json"),
             "retrieve": optional_json(paths.metrics / "retrieve.json"),
+            "tune": optional_json(paths.metrics / "tune.json"),
         }
     return out
 
@@ -248,6 +250,7 @@ def build_tables(p: dict, results: dict[str, dict], *, models: dict[str, str], s
         table4(read_reference(reference, "table4"), specs, category_total(), test_sizes=test_sizes),
         table5(published5, audit, run_rows, snapshot=snapshot_label),
         section31(*section31_inputs(published5, audit, run_rows, human_usd), snapshot=snapshot_label),
+        he_table1(read_reference(reference, "he2023_table1"), {get_dataset(n).name: r["tune"] for n, r in results.items() if r["tune"]}),
     ]
     orientation = []
     mini = results.get(ORIENTATION_DATASET)

@@ -13,6 +13,7 @@ REFERENCE_FILES: dict[str, str] = {  # table key -> file in the reference direct
     "table3": "genbench_table3_textual_inversion_cler.csv",
     "table4": "genbench_table4_datasets.csv",
     "table5": "genbench_table5_cost.csv",
+    "he2023_table1": "he2023_table1_zeroshot_synthetic.csv",
 }
 
 

@@ -1,0 +1,57 @@
+"""Stage `tune`: He et al.'s classifier tuning. A linear head initialised from the zero-shot text
+classifier is tuned on frozen features of the generated images with CE and with SCE
+(genbench/tune.py), optionally after Real Filtering against the few-shot original images
+(genbench/strategies/real_filter.py), and scored on the real test set."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from genbench import storage
+from genbench.features import load_features
+from genbench.strategies.real_filter import real_filter_mask
+from genbench.tune import tune_scores
+from stages.cler import SCHEMA as CLER_SCHEMA, external_sets, real_test_set
+from stages.dataset_command import dataset_stage_command
+from stages.inputs import DatasetPaths
+from stages.params import Field, non_negative, positive
+from stages.runner import StageResult
+
+SCHEMA = {
+    "steps": Field(int, 100, non_negative, help="full-batch Adam steps on the head (0: the zero-shot head)"),
+    "lr": Field(float, 1e-3, positive, help="Adam learning rate"),
+    "real_filter": Field(bool, True, help="RF: drop generated images whose nearest few-shot real images are of another class"),
+    "rf_neighbours": Field(int, 1, positive, help="few-shot real neighbours RF's majority vote reads"),
+    "ranking": CLER_SCHEMA["ranking"],
+}
+
+
+def work(p: dict, paths: DatasetPaths) -> StageResult:
+    started = time.perf_counter()
+    meta = paths.read_meta()
+    out = paths.metrics / "tune.json"
+    test_feats, test_labels = real_test_set(paths)
+    text_feats, _, _ = load_features(paths.features / "text.safetensors")
+    gen_feats, gen_labels = external_sets(paths)["generated"]
+    total = kept = len(gen_feats)
+    if p["real_filter"]:
+        real_feats, real_labels, _ = load_features(paths.features / "original.safetensors")
+        mask = real_filter_mask(gen_feats, gen_labels, real_feats, real_labels, neighbours=p["rf_neighbours"])
+        gen_feats, gen_labels, kept = gen_feats[mask], gen_labels[mask], int(mask.sum())
+    scores = tune_scores(gen_feats, gen_labels, test_feats, test_labels, text_feats, metric=meta["metric"],
+                         ranking=p["ranking"], steps=p["steps"], lr=p["lr"])
+    result = {"metric": meta["metric"], "ranking": p["ranking"], "real_filter": p["real_filter"], **scores,
+              "images": total, "images_kept": kept,
+              "seconds": time.perf_counter() - started}
+    storage.atomic_write_json(out, result)
+    click.echo(f"tune: zero-shot {scores['zero_shot']:.2f}  CE {scores['ce']:.2f}  SCE {scores['sce']:.2f} "
+               f"on {kept} generated images -> {out}")
+    return StageResult(metrics={f"tune.{k}": scores[k] for k in scores} | {"tune.images_kept": kept}, artifacts=[out])
+
+
+command = dataset_stage_command(
+    "tune", SCHEMA, work, "Classifier tuning (CE, SCE) on generated features from the zero-shot head (params: tune.*).",
+    requires=lambda paths, p: paths.scored_features()
+)
