@@ -30,7 +30,6 @@ from genbench.generation import (
     shards_of,
 )
 from genbench.generators import DTYPES, SCHEDULERS
-from genbench.plots import grid_rows, sample_grid
 from genbench.prompts import SIMPLE_TEMPLATE, Strategy, check_simple_template, inversion_token, parse_strategy
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
@@ -285,6 +284,8 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         storage.write_manifest(out_dir, kept)
         metrics.update({"images_kept": len(kept), "cf_dropped": len(dropped),
                         "cf_filled": sum(r.get("cf_status") == "filled" for r in kept)})
+        from genbench.plots import grid_rows, sample_grid  # matplotlib only when the grid is drawn
+
         shown = grid_rows(storage.read_manifest(out_dir))
         sample_grid(storage.load_images(out_dir, shown), shown, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")
         click.echo(f"generate: {len(kept)} images ({made} made now{f', {len(dropped)} dropped by CF' if cf else ''}) "

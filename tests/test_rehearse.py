@@ -183,3 +183,30 @@ def test_every_model_key_of_the_paper_profile_gets_a_standin():
               for key, value in values.items()
               if isinstance(value, str) and (re.search(r"(^|_)model$", key) or key in ("filter_captioner", "filter_similarity"))}
     assert naming - covered == set()
+
+
+def test_stage_check_runs_dvc_through_the_kits_interpreter(tmp_path, monkeypatch):
+    """A `dvc` first on PATH (here one that reports every stage changed) is not the one the check
+    asks: it runs `sys.executable -m dvc`, so a rehearsal without an activated venv still checks."""
+    import subprocess
+    import sys
+
+    from genbench.rehearsal.checks import check_stages
+
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "dvc").write_text('#!/bin/sh\necho \'{"prepare@cifar-10": ["changed"]}\'\n')
+    (fake / "dvc").chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake))
+    check = check_stages(tmp_path, {})
+    assert check.errors == [], check.errors
+    assert "dvc status clean" in check.lines[0]
+
+
+def test_table_checks_name_each_dataset_without_a_number():
+    from genbench.rehearsal.checks import datasets_without_a_number
+
+    cells = {"cifar-10": ["12.5"], "mnist": ["-", "nan"], "voc-2007": ["-", "3"], "dtd": [None]}
+    assert datasets_without_a_number(list(cells), cells.__getitem__) == [("mnist", ["-", "nan"]), ("dtd", [None])]

@@ -49,6 +49,16 @@ def is_number(text: str | None) -> bool:
         return False
 
 
+def datasets_without_a_number(datasets: list[str], cells_of) -> list[tuple[str, list]]:
+    """The datasets none of whose table cells (`cells_of(name)`) reads as a number, with those cells."""
+    out = []
+    for name in datasets:
+        cells = cells_of(name)
+        if not any(is_number(c) for c in cells):
+            out.append((name, cells))
+    return out
+
+
 def foreach_items(expression, params: dict) -> list:
     """The items of a dvc.yaml `foreach`: a list, or `${key.path}` looked up in the params."""
     if isinstance(expression, list):
@@ -133,10 +143,10 @@ def check_table3(workdir: Path, params: dict) -> Check:
         check.errors.append(f"Table 3: the profile's TI strategies ({', '.join(ti)}) left no reproduced row")
         return check
     columns = _dataset_columns(rows[0])
-    for name in params["datasets"]:
-        cells = [r.get(columns.get(name, ""), NOT_RUN) for r in rows if r["TI reference data"] != "none"]
-        if not any(is_number(c) for c in cells):
-            check.errors.append(f"Table 3: no TI row has a number for {name}")
+    ti_rows = [r for r in rows if r["TI reference data"] != "none"]
+    for name, _ in datasets_without_a_number(params["datasets"],
+                                             lambda name: [r.get(columns.get(name, ""), NOT_RUN) for r in ti_rows]):
+        check.errors.append(f"Table 3: no TI row has a number for {name}")
     check.lines.append(f"Table 3: {len(rows)} reproduced row(s) for TI strategies {', '.join(ti)}")
     return check
 
@@ -144,11 +154,12 @@ def check_table3(workdir: Path, params: dict) -> Check:
 def check_table4(workdir: Path, params: dict) -> Check:
     check = Check("Table 4")
     rows = {r["Kit name"]: r for r in read_csv(workdir / "reports/tables/table4.csv")}
-    for name in params["datasets"]:
+    def cells(name: str) -> list:
         row = rows.get(get_dataset(name).name)
-        cell = row.get("Test images (this run)") if row else None
-        if not is_number(cell):
-            check.errors.append(f"Table 4: {name} has no test-set size of this run ({cell!r})")
+        return [row.get("Test images (this run)") if row else None]
+
+    for name, (cell,) in datasets_without_a_number(params["datasets"], cells):
+        check.errors.append(f"Table 4: {name} has no test-set size of this run ({cell!r})")
     check.lines.append(f"Table 4: test-set sizes for {len(params['datasets'])} dataset(s)")
     return check
 
