@@ -78,3 +78,66 @@ def headline_metrics(root: Path, datasets: list[str]) -> dict[str, float]:
         out.update({f"{name}/{k}": v for k, v in dataset_headline(root / "metrics" / name).items()})
     out.update(cost_headline(_read(root / "metrics" / "cost.json")))
     return out
+
+
+USD_SCALE = 1e6  # DVC's tables round to 5 decimals: a generated image's 1e-7 USD reads as USD per 1M images
+HEADLINE_DIR = "headline"  # metrics/<dataset>/headline/: one small file per image set, DVC's only metrics
+SOURCE_DATA_TYPE = {"generated": "generated", "retrieved": "retrieved", "original": "original"}  # source root -> ledger data type
+
+
+def dataset_rows(headline: dict[str, float], usd: dict[str, float]) -> dict[str, dict[str, float]]:
+    """`dataset_headline`'s numbers regrouped for `dvc metrics show`, one row per file:
+    {"zero_shot": {"zero_shot": ..}, "<source>": {cler, probe, clip_score, fid, usd_per_1M_images}},
+    so the table's columns are the few metric names and its rows the image sets."""
+    rows: dict[str, dict[str, float]] = {}
+    if "zero_shot" in headline:
+        rows["zero_shot"] = {"zero_shot": headline["zero_shot"]}
+    for key, value in headline.items():
+        metric, _, source = key.partition("/")
+        if source:
+            rows.setdefault(source, {})[metric] = value
+    for source, row in rows.items():
+        kind = SOURCE_DATA_TYPE.get(source.split("/")[0])
+        if kind and f"usd_per_image/{kind}" in usd:
+            row["usd_per_1M_images"] = usd[f"usd_per_image/{kind}"] * USD_SCALE
+    return rows
+
+
+def write_dataset_headline(root: Path, dataset: str) -> list[Path]:
+    """Write metrics/<dataset>/headline/<source>.json (and zero_shot.json); returns the files."""
+    from genbench import storage
+
+    base = Path(root) / "metrics" / dataset
+    usd = cost_headline(_read(Path(root) / "metrics" / "cost.json"))
+    written = []
+    for source, row in dataset_rows(dataset_headline(base), usd).items():
+        path = base / HEADLINE_DIR / f"{source}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        storage.atomic_write_json(path, row)
+        written.append(path)
+    return written
+
+
+def summary(cost: dict) -> dict[str, float]:
+    """metrics/summary.json's content: the pipeline-wide total, in USD."""
+    return {"usd_total": float(cost["usd_total"])} if _number(cost.get("usd_total")) is not None else {}
+
+
+def command_factory():
+    import click
+
+    @click.command("headline")
+    @click.option("--dataset", required=True, help="the dataset whose headline to write (an entry of params `datasets`)")
+    def command(dataset: str) -> None:
+        """Write the dataset's headline metrics (metrics/<dataset>/headline/*.json) from its cler,
+        probe and quality metrics and metrics/cost.json: the files `dvc metrics show` lists."""
+        import shutil
+
+        shutil.rmtree(Path("metrics") / dataset / HEADLINE_DIR, ignore_errors=True)
+        for path in write_dataset_headline(Path("."), dataset):
+            click.echo(f"headline: {path}")
+
+    return command
+
+
+command = command_factory()

@@ -1,7 +1,10 @@
 """MLflow tracking: one parent run per pipeline execution, one child run per stage.
 
-The tracking URI is `MLFLOW_TRACKING_URI`, or `sqlite:///mlflow.db` in the working directory
-(the repository root under `dvc repro`). The experiment is `MLFLOW_EXPERIMENT_NAME` or
+The tracking URI is `MLFLOW_TRACKING_URI`, or `sqlite:///mlflow.db` in the project root: DVC's
+`DVC_ROOT` (which `dvc exp run --temp` and `dvc queue` set to the real project, not the temporary
+copy under .dvc/tmp/exps they run in), else the working directory. A DVC experiment's parent run is
+named after it (`DVC_EXP_NAME`) and tagged with each param it changed against its baseline
+commit (`DVC_EXP_BASELINE_REV`) as `dvc_exp_param.<key>`. The experiment is `MLFLOW_EXPERIMENT_NAME` or
 `genbench-<profile>`.
 
 A pipeline execution is one `dvc repro` / `dvc exp run` process: stages find it by walking up
@@ -51,8 +54,33 @@ SYSTEM_METRICS_INTERVAL_S = 2.0
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}  # the UI's "Model training" kind
 
 
+def project_root() -> Path:
+    """The project folder whose mlflow.db is the default store: DVC_ROOT under DVC, else the cwd."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
+
+
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+EXP_PARAM_TAG = "dvc_exp_param."
+
+
+def changed_params(baseline_rev: str, params_file: str | Path = "params.yaml") -> dict[str, str]:
+    """{key: new value} for every param of `params_file` that differs from its content at git
+    commit `baseline_rev` (what `dvc exp run -S` changed); {} when the baseline cannot be read."""
+    import yaml
+
+    try:
+        out = subprocess.run(["git", "show", f"{baseline_rev}:{Path(params_file).as_posix()}"],
+                             capture_output=True, text=True, timeout=30)
+        before = _flatten(yaml.safe_load(out.stdout) or {}) if out.returncode == 0 else None
+        now = _flatten(yaml.safe_load(Path(params_file).read_text()) or {})
+    except (OSError, subprocess.SubprocessError, yaml.YAMLError):
+        return {}
+    if before is None:
+        return {}
+    return {k: str(v) for k, v in now.items() if k not in before or before[k] != v}
 
 
 def experiment_name(profile: str) -> str:
@@ -121,14 +149,21 @@ class StageTracker:
         self.run_name = run_name or stage
         self.uri = tracking_uri()
         store = sqlite_path(self.uri)
-        if store is not None and store.resolve().parent == Path.cwd().resolve():  # the project's own store
+        own_store = store is not None and store.resolve().parent == project_root().resolve()
+        if own_store:
             guarded(self.uri, lambda: relocate_artifacts(store))
         self.client = GuardedClient(self.uri)
         self.profile = profile
         self.trace = trace_tags(params_file)
+        self.params_file = params_file
         name = experiment_name(profile)
         exp = self.client.get_experiment_by_name(name)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
+        if exp is None:
+            self.experiment_id = self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
+            if own_store:  # created from a DVC temp copy: its artifacts belong in the project's mlruns/
+                guarded(self.uri, lambda: relocate_artifacts(store))
+        else:
+            self.experiment_id = exp.experiment_id
         close_abandoned(self.client, self.experiment_id, KIND_TAG)
         self.parent_id = self._parent_run()
         self.params = params
@@ -146,6 +181,10 @@ class StageTracker:
         tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "profile": self.profile, **self.trace}
         if os.environ.get("DVC_EXP_NAME"):
             tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+        if os.environ.get("DVC_EXP_BASELINE_REV"):
+            tags["dvc_exp_baseline_rev"] = os.environ["DVC_EXP_BASELINE_REV"]
+            changed = changed_params(os.environ["DVC_EXP_BASELINE_REV"], self.params_file)
+            tags.update({f"{EXP_PARAM_TAG}{k}": v[:5000] for k, v in changed.items()})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         return run.info.run_id
 
