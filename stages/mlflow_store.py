@@ -168,7 +168,10 @@ def relocate_artifacts(db: Path) -> list[str]:
 # The UI's experiment page goes to the runs table for any `mlflow.experimentKind` other than
 # genai_development; its runs table starts with Source, Models and Dataset columns, and a view
 # stored as experiment tag `mlflow.sharedViewState.<key>` ({"selectedColumns": [...], ...}) is
-# what `#/experiments/<id>/runs?viewStateShareKey=<key>` opens with.
+# what `#/experiments/<id>/runs?viewStateShareKey=<key>` opens with. MLflow 3.17's UI lets a
+# per-browser workflow type (localStorage `mlflow.workflowType`, default "genai", or the URL's
+# `workflowType`) override the experiment's kind, so the kit's links carry
+# `workflowType=machine_learning`.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # the UI's "Model training" kind: opens on the runs table
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
@@ -180,7 +183,7 @@ DATASET_DIGEST_CHARS = 16
 
 def runs_view_url(experiment_id: str) -> str:
     """The UI path (after the server's address) of the experiment's runs table with the headline columns."""
-    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={HEADLINE_VIEW}"
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={HEADLINE_VIEW}"
 
 
 def headline_view(metric_keys: list[str]) -> str:

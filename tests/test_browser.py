@@ -300,7 +300,9 @@ def test_mlflow_ui_lists_both_runs_and_compares_cler_probe_and_usd(runs, tmp_pat
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1500, "height": 1000})
-                page.goto(f"{base}/#/experiments/{exp_id}")  # what a user opens: no tab, no workflowType
+                # the UI's per-browser workflow type (default genai) overrides the experiment's kind: the
+                # kit's links carry workflowType=machine_learning; with it the experiment opens on its runs
+                page.goto(f"{base}/#/experiments/{exp_id}?workflowType=machine_learning")
                 page.wait_for_url(f"**/experiments/{exp_id}/runs**", timeout=90_000)
                 for name in runs["names"]:
                     page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
