@@ -12,12 +12,14 @@ from cost.cli import audit_command, estimate_command
 from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
 from genbench import storage
 from genbench.errors import DataFileError
+from stages.headline import summary
 from stages.inputs import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
 from stages.options import params_option
 from stages.params import Field, positive
 from stages.runner import PRICING_SCHEMA, StageResult, run_stage
 
 OUT = METRICS / "cost.json"
+SUMMARY = METRICS / "summary.json"  # the pipeline-wide headline (stages/headline.py), a DVC metric
 LEDGER = REPORTS / "ledger.csv"
 SCHEMA = {
     **PRICING_SCHEMA,
@@ -72,8 +74,9 @@ def work(p: dict, rows: list[dict]) -> StageResult:
     result = {"usd_per_image": by_type, "usd_total": sum(r["usd_total"] or 0.0 for r in rows),
               "snapshot": rows[0]["snapshot"] if rows else p["snapshot"], "stages": [r["stage"] for r in rows]}
     storage.atomic_write_json(OUT, result)
+    storage.atomic_write_json(SUMMARY, summary(result))
     click.echo("cost: " + "  ".join(f"{k} {v:.3g} USD/image" for k, v in by_type.items() if v is not None) + f" -> {OUT}")
-    return StageResult(metrics={f"usd_per_image.{k}": v for k, v in by_type.items() if v is not None}, artifacts=[LEDGER, OUT])
+    return StageResult(metrics={f"usd_per_image.{k}": v for k, v in by_type.items() if v is not None}, artifacts=[LEDGER, OUT, SUMMARY])
 
 
 @click.group("cost", invoke_without_command=True)

@@ -162,3 +162,63 @@ def relocate_artifacts(db: Path) -> list[str]:
                          "substr(artifact_uri, 1, ?) = ?", (str(here), len(old) + 1, exp_id, len(old), old))
             moved.append(str(exp_id))
     return moved
+
+
+# ---- what the MLflow UI (3.x) reads from the store ----
+# The UI's experiment page goes to the runs table for any `mlflow.experimentKind` other than
+# genai_development; its runs table starts with Source, Models and Dataset columns, and a view
+# stored as experiment tag `mlflow.sharedViewState.<key>` ({"selectedColumns": [...], ...}) is
+# what `#/experiments/<id>/runs?viewStateShareKey=<key>` opens with. MLflow 3.17's UI lets a
+# per-browser workflow type (localStorage `mlflow.workflowType`, default "genai", or the URL's
+# `workflowType`) override the experiment's kind, so the kit's links carry
+# `workflowType=machine_learning`.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"  # the UI's "Model training" kind: opens on the runs table
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+HEADLINE_VIEW = "genbench-headline"  # the share key of the view whose columns are the headline metrics
+DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Dataset`"]
+MANIFESTS = ("prepared/original", "prepared/test", "generated", "retrieved")  # image sets under data/<dataset>/
+DATASET_DIGEST_CHARS = 16
+
+
+def runs_view_url(experiment_id: str) -> str:
+    """The UI path (after the server's address) of the experiment's runs table with the headline columns."""
+    return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={HEADLINE_VIEW}"
+
+
+def headline_view(metric_keys: list[str]) -> str:
+    """The shared view state (JSON) whose runs table shows `metric_keys` as columns, parents expanded."""
+    import json
+
+    return json.dumps({"selectedColumns": DEFAULT_COLUMNS + [f"metrics.`{k}`" for k in metric_keys]})
+
+
+def dataset_inputs(root: Path, dataset: str) -> list:
+    """MLflow dataset inputs for the manifests of `dataset`'s image sets under root/data/<dataset>/
+    (name `<dataset>/<set>`, digest the first 16 hex of the manifest's sha256, source its path)."""
+    import hashlib
+
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    inputs = []
+    for image_set in MANIFESTS:
+        path = Path(root) / "data" / dataset / image_set / "manifest.parquet"
+        if not path.is_file():
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:DATASET_DIGEST_CHARS]
+        rows = _parquet_rows(path)
+        source = Path("data") / dataset / image_set / "manifest.parquet"
+        profile = f'{{"num_rows": {rows}}}' if rows is not None else None
+        inputs.append(DatasetInput(Dataset(name=f"{dataset}/{image_set}", digest=digest, source_type="local",
+                                           source=source.as_posix(), profile=profile),
+                                   tags=[InputTag("mlflow.data.context", "eval" if image_set == "prepared/test" else "train")]))
+    return inputs
+
+
+def _parquet_rows(path: Path) -> int | None:
+    try:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001 - the row count is a label; a manifest pyarrow cannot read still gets its digest
+        return None

@@ -76,6 +76,15 @@ def resolve_run(client, experiment_id: str, ref: str) -> PipelineRun:
     return PipelineRun(run, {child.info.run_name: child for child in children})
 
 
+def resolve_exp(client, experiment_id: str, exp_name: str) -> PipelineRun:
+    """The newest pipeline run of the DVC experiment `exp_name` (its parent run's `dvc_exp_name` tag)."""
+    found = [r for r in pipeline_runs(client, experiment_id) if r.data.tags.get("dvc_exp_name") == exp_name]
+    if not found:
+        raise GenBenchError(f"no pipeline run of DVC experiment {exp_name!r} in this experiment; "
+                            "run it with `dvc exp run -n NAME` (dvc exp show lists the names)")
+    return resolve_run(client, experiment_id, found[0].info.run_id)
+
+
 def param_differences(a: PipelineRun, b: PipelineRun, *, show_all: bool = False) -> list[tuple[str, str, str]]:
     pa, pb = a.params(), b.params()
     rows = [(k, pa.get(k, "-"), pb.get(k, "-")) for k in sorted(set(pa) | set(pb))]
@@ -132,16 +141,20 @@ def command() -> None:
 
 
 @command.command("compare")
-@click.argument("run_a")
-@click.argument("run_b")
+@click.argument("runs", nargs=-1)
+@click.option("--exp", "exps", multiple=True, metavar="NAME",
+              help="A DVC experiment's name (dvc exp run -n NAME); its newest pipeline run is compared. Repeatable.")
 @click.option("--experiment", default=None,
               help="MLflow experiment [default: MLFLOW_EXPERIMENT_NAME, else genbench-<profile of --params>].")
 @click.option("--tracking-uri", "uri", default=None, help="MLflow tracking URI [default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db].")
 @click.option("--all", "show_all", is_flag=True, help="Also list equal params and the system/ metrics.")
 @params_option
-def compare_command(run_a: str, run_b: str, experiment: str | None, uri: str | None, show_all: bool,
+def compare_command(runs: tuple[str, ...], exps: tuple[str, ...], experiment: str | None, uri: str | None, show_all: bool,
                     params_file: str) -> None:
-    """Print what differs between pipeline runs RUN_A and RUN_B (run ids, id prefixes or run names)."""
+    """Print what differs between two pipeline runs: RUNS (run ids, id prefixes or run names) and
+    --exp NAME (DVC experiments by name), two in all, e.g. `--exp g3 --exp g4` or `--exp g3 RUN`."""
+    if len(runs) + len(exps) != 2:
+        raise GenBenchError(f"compare takes two runs in all (RUN arguments and --exp NAME); got {len(runs) + len(exps)}")
     uri = uri or tracking_uri()
     if experiment is None:
         profile = read_params_file(params_file).get("profile", "embedded") if Path(params_file).is_file() else "embedded"
@@ -151,7 +164,7 @@ def compare_command(run_a: str, run_b: str, experiment: str | None, uri: str | N
     if exp is None:
         names = ", ".join(e.name for e in client.search_experiments()) or "none"
         raise GenBenchError(f"no MLflow experiment {experiment!r} at {uri}; experiments: {names} (pass --experiment)")
-    a = resolve_run(client, exp.experiment_id, run_a)
-    b = resolve_run(client, exp.experiment_id, run_b)
+    a, b = ([resolve_exp(client, exp.experiment_id, name) for name in exps]
+            + [resolve_run(client, exp.experiment_id, ref) for ref in runs])
     click.echo(f"experiment {experiment} at {uri}")
     click.echo(format_comparison(a, b, show_all=show_all))

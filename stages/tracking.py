@@ -1,7 +1,10 @@
 """MLflow tracking: one parent run per pipeline execution, one child run per stage.
 
-The tracking URI is `MLFLOW_TRACKING_URI`, or `sqlite:///mlflow.db` in the working directory
-(the repository root under `dvc repro`). The experiment is `MLFLOW_EXPERIMENT_NAME` or
+The tracking URI is `MLFLOW_TRACKING_URI`, or `sqlite:///mlflow.db` in the project root: DVC's
+`DVC_ROOT` (which `dvc exp run --temp` and `dvc queue` set to the real project, not the temporary
+copy under .dvc/tmp/exps they run in), else the working directory. A DVC experiment's parent run is
+named after it (`DVC_EXP_NAME`) and tagged with each param it changed against its baseline
+commit (`DVC_EXP_BASELINE_REV`) as `dvc_exp_param.<key>`. The experiment is `MLFLOW_EXPERIMENT_NAME` or
 `genbench-<profile>`.
 
 A pipeline execution is one `dvc repro` / `dvc exp run` process: stages find it by walking up
@@ -40,7 +43,9 @@ from pathlib import Path
 import psutil
 
 from genbench.errors import Interrupted
-from stages.mlflow_store import GuardedClient, guarded, relocate_artifacts, sqlite_path
+from stages.headline import headline_metrics
+from stages.mlflow_store import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, HEADLINE_VIEW, SHARED_VIEW_TAG, GuardedClient,
+                                 dataset_inputs, guarded, headline_view, relocate_artifacts, sqlite_path)
 from stages.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
 
 PIPELINE_TAG = "genbench.pipeline_key"
@@ -48,11 +53,52 @@ STAGE_TAG = "genbench.stage"
 KIND_TAG = "genbench.kind"
 DATASET_TAG = "dataset"
 SYSTEM_METRICS_INTERVAL_S = 2.0
-EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}  # the UI's "Model training" kind
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+HEADLINE_PREFIX = "headline/"  # the parent's copy of stages/headline.py's numbers: headline/digits/cler/generated
+
+
+def project_root() -> Path:
+    """The project folder whose mlflow.db is the default store: DVC_ROOT under DVC, else the cwd."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd())
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+EXP_PARAM_TAG = "dvc_exp_param."
+
+
+def changed_params(baseline_rev: str, params_file: str | Path = "params.yaml") -> dict[str, str]:
+    """{key: new value} for every param of `params_file` that differs from its content at git
+    commit `baseline_rev` (what `dvc exp run -S` changed); {} when the baseline cannot be read."""
+    import yaml
+
+    try:
+        out = subprocess.run(["git", "show", f"{baseline_rev}:{Path(params_file).as_posix()}"],
+                             capture_output=True, text=True, timeout=30)
+        before = _flatten(yaml.safe_load(out.stdout) or {}) if out.returncode == 0 else None
+        now = _flatten(yaml.safe_load(Path(params_file).read_text()) or {})
+    except (OSError, subprocess.SubprocessError, yaml.YAMLError):
+        return {}
+    if before is None:
+        return {}
+    return {k: str(v) for k, v in now.items() if k not in before or before[k] != v}
+
+
+def parent_run_name(profile: str, commit: str) -> str:
+    """The parent run's name: the DVC experiment's (`DVC_EXP_NAME`), else `<profile> <short commit>`."""
+    return os.environ.get("DVC_EXP_NAME") or f"{profile} {commit[:7]}"
+
+
+def params_datasets(params_file: str | Path = "params.yaml") -> list[str]:
+    """The `datasets` entry of the params file ([] when it cannot be read)."""
+    import yaml
+
+    try:
+        return list((yaml.safe_load(Path(params_file).read_text()) or {}).get("datasets") or [])
+    except (OSError, yaml.YAMLError):
+        return []
 
 
 def experiment_name(profile: str) -> str:
@@ -121,14 +167,23 @@ class StageTracker:
         self.run_name = run_name or stage
         self.uri = tracking_uri()
         store = sqlite_path(self.uri)
-        if store is not None and store.resolve().parent == Path.cwd().resolve():  # the project's own store
+        own_store = store is not None and store.resolve().parent == project_root().resolve()
+        if own_store:
             guarded(self.uri, lambda: relocate_artifacts(store))
         self.client = GuardedClient(self.uri)
         self.profile = profile
         self.trace = trace_tags(params_file)
+        self.params_file = params_file
         name = experiment_name(profile)
         exp = self.client.get_experiment_by_name(name)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
+        if exp is None:
+            self.experiment_id = self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
+            if own_store:  # created from a DVC temp copy: its artifacts belong in the project's mlruns/
+                guarded(self.uri, lambda: relocate_artifacts(store))
+        else:
+            self.experiment_id = exp.experiment_id
+            if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # made before the kit tagged it
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         close_abandoned(self.client, self.experiment_id, KIND_TAG)
         self.parent_id = self._parent_run()
         self.params = params
@@ -142,10 +197,14 @@ class StageTracker:
         found = self.client.search_runs([self.experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'", max_results=1)
         if found:
             return found[0].info.run_id
-        name = os.environ.get("DVC_EXP_NAME") or f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}"
+        name = parent_run_name(self.profile, self.trace["git_commit"])
         tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "profile": self.profile, **self.trace}
         if os.environ.get("DVC_EXP_NAME"):
             tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
+        if os.environ.get("DVC_EXP_BASELINE_REV"):
+            tags["dvc_exp_baseline_rev"] = os.environ["DVC_EXP_BASELINE_REV"]
+            changed = changed_params(os.environ["DVC_EXP_BASELINE_REV"], self.params_file)
+            tags.update({f"{EXP_PARAM_TAG}{k}": v[:5000] for k, v in changed.items()})
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         return run.info.run_id
 
@@ -225,7 +284,31 @@ class StageTracker:
     def log_artifact(self, path: str | Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
 
+    def log_headline(self, root: Path | None = None) -> dict[str, float]:
+        """Log the run's headline numbers (stages/headline.py) on the parent as headline/<key>,
+        the datasets' manifests as its dataset inputs (and the stage's on its own run), and point
+        the experiment's headline view at those metric columns."""
+        from mlflow.entities import Metric
+
+        root = Path(root or Path.cwd())
+        datasets = [self.dataset] if self.dataset and self.dataset != "all" else params_datasets(self.params_file)
+        headline = {metric_name(HEADLINE_PREFIX + k): v for k, v in headline_metrics(root, datasets).items()}
+        now = int(time.time() * 1000)
+        if headline:
+            self.client.log_batch(self.parent_id, metrics=[Metric(k, v, now, 0) for k, v in headline.items()])
+        for name in datasets:
+            inputs = dataset_inputs(root, name)
+            if inputs:
+                self.client.log_inputs(self.parent_id, datasets=inputs)
+                self.client.log_inputs(self.run_id, datasets=inputs)
+        held = sorted(k for k in self.client.get_run(self.parent_id).data.metrics if k.startswith(HEADLINE_PREFIX))
+        if held:
+            self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_TAG + HEADLINE_VIEW, headline_view(held))
+        return headline
+
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.log_headline()
         self._stop_system_metrics()
         self._signals.__exit__(None, None, None)
         stopped = exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, Interrupted))

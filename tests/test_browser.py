@@ -36,8 +36,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(os.environ.get("GENBENCH_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 SERVER_START_TIMEOUT_S = 120
 # the parent-run metrics the compare view must show for both runs (stages/tracking.py names them)
-COMPARED = {"CLER": "digits/cler/cler.generated", "probe score": "digits/probe/probe.generated",
-            "USD per image": "cost/usd_per_image.generated"}
+COMPARED = {"CLER": "headline/digits/cler/generated", "probe score": "headline/digits/probe/generated",
+            "USD per image": "headline/usd_per_image/generated"}
+HEADLINE_COLUMNS = list(COMPARED.values()) + ["headline/digits/zero_shot"]
 
 
 def tiny_params(strategy: str) -> dict:
@@ -273,10 +274,20 @@ def test_mlflow_ui_lists_both_runs_and_compares_cler_probe_and_usd(runs, tmp_pat
     from mlflow.tracking import MlflowClient
     from playwright.sync_api import sync_playwright
 
+    from stages.mlflow_store import runs_view_url
+
     client = MlflowClient(tracking_uri=runs["store"])
     exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     parents = {r.info.run_name: r for r in client.search_runs([exp_id], filter_string="tags.`genbench.kind` = 'pipeline'")}
     assert sorted(parents) == sorted(runs["names"])
+    for parent in parents.values():
+        assert parent.info.status == "FINISHED"
+        children = client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        assert {c.data.tags["genbench.stage"] for c in children} >= {"generate", "cler", "probe", "cost"}
+        names = {d.dataset.name: d.dataset.digest for d in parent.inputs.dataset_inputs}
+        assert {"digits/prepared/original", "digits/prepared/test", "digits/generated"} <= set(names), names
+        for column in HEADLINE_COLUMNS:
+            assert column in parent.data.metrics, (column, sorted(parent.data.metrics))
     ids = [parents[name].info.run_id for name in runs["names"]]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -289,11 +300,30 @@ def test_mlflow_ui_lists_both_runs_and_compares_cler_probe_and_usd(runs, tmp_pat
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1500, "height": 1000})
-                page.goto(f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning")
+                # the UI's per-browser workflow type (default genai) overrides the experiment's kind: the
+                # kit's links carry workflowType=machine_learning; with it the experiment opens on its runs
+                page.goto(f"{base}/#/experiments/{exp_id}?workflowType=machine_learning")
+                page.wait_for_url(f"**/experiments/{exp_id}/runs**", timeout=90_000)
                 for name in runs["names"]:
                     page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
                 close_assistant(page)
-                page.screenshot(path=ARTIFACTS / "mlflow_runs.png")
+                page.screenshot(path=ARTIFACTS / "mlflow_experiment_opens_on_runs.png")
+
+                page.goto(f"{base}/{runs_view_url(exp_id)}")
+                for name in runs["names"]:
+                    page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
+                close_assistant(page)
+                page.get_by_text("digits/prepared/original", exact=False).first.wait_for(timeout=30_000)
+                headers = page.locator("[role=columnheader]").all_inner_texts()
+                for column in HEADLINE_COLUMNS:
+                    assert any(column in h or h.strip() and column.endswith(h.strip().rstrip(".…")) for h in headers), \
+                        (column, headers)
+                page.screenshot(path=ARTIFACTS / "mlflow_runs.png", full_page=True)
+                expanders = page.locator("[role=row] button[aria-label*='xpand'], [role=row] [data-testid*='expand']")
+                for i in range(expanders.count()):
+                    expanders.nth(i).click()
+                page.get_by_text("cler@digits", exact=True).first.wait_for(timeout=30_000)
+                page.screenshot(path=ARTIFACTS / "mlflow_runs_children.png", full_page=True)
 
                 page.goto(f"{base}/#/compare-runs?runs={json.dumps(ids)}&experiments={json.dumps([exp_id])}"
                           "&workflowType=machine_learning")

@@ -103,3 +103,23 @@ def test_params_fall_back_to_the_childrens_for_runs_without_parent_params(store)
     b = resolve_run(client, store["exp_id"], "strategy-DT")
     text = format_comparison(a, b)
     assert "generate.strategies  A: ['ST', 'DT']  B: ['DT']" in text
+
+
+def test_compare_dvc_experiments_by_name(store):
+    client = store["client"]
+    for run_id, exp_name in ((store["a"], "st-exp"), (store["b"], "dt-exp")):
+        client.set_tag(run_id, "dvc_exp_name", exp_name)
+    result = _invoke(store, "--exp", "st-exp", "--exp", "dt-exp")
+    assert result.exit_code == 0, result.output
+    cler = next(line for line in result.output.splitlines() if line.strip().startswith("cler.generated"))
+    assert cler.split()[1:] == ["40", "45.5", "+5.5"]
+    mixed = _invoke(store, "--exp", "dt-exp", "strategy-ST")
+    assert mixed.exit_code == 0, mixed.output
+    assert next(line for line in mixed.output.splitlines() if line.strip().startswith("cler.generated")).split()[1:] == ["45.5", "40", "-5.5"]
+
+
+def test_unknown_dvc_experiment_and_wrong_count_are_errors(store):
+    unknown = _invoke(store, "--exp", "nope", "strategy-ST")
+    assert unknown.exit_code != 0 and "'nope'" in str(unknown.exception or unknown.output)
+    one = _invoke(store, "--exp", "nope")
+    assert one.exit_code != 0 and "two runs" in str(one.exception or one.output)

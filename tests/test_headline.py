@@ -1,0 +1,60 @@
+"""headline_metrics and the headline files, against hand-built metrics files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stages.headline import dataset_rows, headline_metrics, summary, write_dataset_headline
+
+
+def _write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def project(tmp_path):
+    m = tmp_path / "metrics"
+    _write(m / "pets" / "cler.json", {"zero_shot": 50.0, "seconds": {"original": 0.1},
+                                      "sets": {"generated/ST": {"cler": 61.25, "images": 8}, "original": {"cler": 70.0}}})
+    _write(m / "pets" / "probe.json", {"sets": {"generated/ST": {"score": 65.5, "converged": True}, "original": {"score": 80.0}}})
+    _write(m / "pets" / "quality.json", {"fid_definition": "text", "sources": {
+        "generated/ST": {"clip_score": 30.5, "fid_clip": 0.25}, "original": {"clip_score": None, "fid_clip": 0.0625}}})
+    _write(m / "cost.json", {"usd_per_image": {"generated": 2e-7, "original": 0.012, "retrieved": None}, "usd_total": 0.5,
+                             "stages": ["cler"]})
+    return tmp_path
+
+
+def test_headline_metrics_reads_each_number_from_its_file(project):
+    assert headline_metrics(project, ["pets"]) == {
+        "pets/zero_shot": 50.0, "pets/cler/generated/ST": 61.25, "pets/cler/original": 70.0,
+        "pets/probe/generated/ST": 65.5, "pets/probe/original": 80.0, "pets/clip_score/generated/ST": 30.5,
+        "pets/fid/generated/ST": 0.25, "pets/fid/original": 0.0625,
+        "usd_per_image/generated": 2e-7, "usd_per_image/original": 0.012, "usd_total": 0.5}
+
+
+def test_headline_metrics_leaves_out_what_a_partial_run_lacks(tmp_path):
+    _write(tmp_path / "metrics" / "a" / "cler.json", {"zero_shot": 10.0, "sets": {}})
+    assert headline_metrics(tmp_path, ["a", "b"]) == {"a/zero_shot": 10.0}
+
+
+def test_dataset_files_are_one_row_per_image_set(project):
+    paths = write_dataset_headline(project, "pets")
+    base = project / "metrics" / "pets" / "headline"
+    assert sorted(p.relative_to(base).as_posix() for p in paths) == ["generated/ST.json", "original.json", "zero_shot.json"]
+    st = json.loads((base / "generated" / "ST.json").read_text())
+    assert st == {"cler": 61.25, "probe": 65.5, "clip_score": 30.5, "fid": 0.25, "usd_per_1M_images": pytest.approx(0.2)}
+    assert json.loads((base / "original.json").read_text())["usd_per_1M_images"] == pytest.approx(12000.0)
+    assert json.loads((base / "zero_shot.json").read_text()) == {"zero_shot": 50.0}
+
+
+def test_rows_without_a_price_carry_no_usd():
+    assert dataset_rows({"cler/retrieved": 1.0}, {}) == {"retrieved": {"cler": 1.0}}
+
+
+def test_summary_is_the_total():
+    assert summary({"usd_total": 3, "usd_per_image": {}}) == {"usd_total": 3.0}
+    assert summary({}) == {}
