@@ -40,7 +40,7 @@ from pathlib import Path
 import psutil
 
 from genbench.errors import Interrupted
-from stages.mlflow_store import GuardedClient, guarded, relocate_artifacts, sqlite_path
+from stages.mlflow_store import GuardedClient, experiment_id, guarded, relocate_artifacts, sqlite_path
 from stages.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
 
 PIPELINE_TAG = "genbench.pipeline_key"
@@ -127,8 +127,7 @@ class StageTracker:
         self.profile = profile
         self.trace = trace_tags(params_file)
         name = experiment_name(profile)
-        exp = self.client.get_experiment_by_name(name)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
+        self.experiment_id = experiment_id(self.client, name, EXPERIMENT_TAGS)
         close_abandoned(self.client, self.experiment_id, KIND_TAG)
         self.parent_id = self._parent_run()
         self.params = params
@@ -143,7 +142,7 @@ class StageTracker:
         if found:
             return found[0].info.run_id
         name = os.environ.get("DVC_EXP_NAME") or f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "profile": self.profile, **self.trace}
+        tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", PROCESS_TAG: process_id(), "profile": self.profile, **self.trace}
         if os.environ.get("DVC_EXP_NAME"):
             tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
