@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -56,22 +57,24 @@ class Postgres:
 
     @property
     def uri(self) -> str:
-        return f"postgresql://genbench@127.0.0.1:{self.port}/genbench"
+        return f"postgresql+psycopg2://genbench@127.0.0.1:{self.port}/genbench"
 
     def pg_ctl(self, *args: str) -> None:
         subprocess.run([*self.prefix, pg_binary("pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args],
                        check=True, capture_output=True, timeout=90)
 
 
-def start_postgres(folder: Path) -> Postgres:
+def start_postgres() -> Postgres:
+    """Initialise and start a server in a fresh folder of its own (readable by the unprivileged user,
+    which pytest's private temporary folders are not)."""
     if not (pg_binary("initdb") and pg_binary("pg_ctl")):
         pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql)")
     pytest.importorskip("psycopg2", reason="psycopg2-binary is not installed (the test extra)")
     prefix = as_unprivileged()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="genbench-pg-"))
+    os.chmod(folder, 0o755)
     if prefix:
         shutil.chown(folder, "nobody")
-        os.chmod(folder, 0o755)
     data = folder / "pgdata"
     subprocess.run([*prefix, pg_binary("initdb"), "-D", str(data), "-U", "genbench", "--auth=trust", "-E", "UTF8"],
                    check=True, capture_output=True, timeout=120)
@@ -127,10 +130,11 @@ class MlflowServer:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
-    pg = start_postgres(tmp_path_factory.mktemp("postgres"))
+def postgres():
+    pg = start_postgres()
     yield pg
     pg.pg_ctl("-m", "fast", "stop")
+    shutil.rmtree(pg.data.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
