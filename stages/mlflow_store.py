@@ -115,6 +115,21 @@ def guarded(uri: str, call: Callable[[], Any]) -> Any:
             raise GenBenchError(describe_failure(uri, exc)) from None
 
 
+def experiment_id(client, name: str, tags: dict[str, str]) -> str:
+    """The id of experiment `name`, created with `tags` if absent. Writers that start together race
+    to create it; the loser finds the winner's."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, tags=tags)
+    except GenBenchError:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
 class GuardedClient:
     """An MlflowClient whose every call goes through `guarded`."""
 

@@ -42,13 +42,15 @@ def process_alive(ident: str | None) -> bool:
 
 
 def close_abandoned(client, experiment_id: str, kind_tag: str) -> list[str]:
-    """Close as KILLED the kit's RUNNING runs whose process is gone; returns their run ids."""
+    """Close as KILLED the kit's RUNNING runs whose process is gone (a pipeline run: no live stage
+    and its opener gone); returns their run ids."""
     running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
     ours = [r for r in running if r.data.tags.get(kind_tag) in ("stage", "pipeline")]
     stages = [r for r in ours if r.data.tags.get(kind_tag) == "stage"]
     closed = [r.info.run_id for r in stages if not process_alive(r.data.tags.get(PROCESS_TAG))]
     live_parents = {r.data.tags.get("mlflow.parentRunId") for r in stages if r.info.run_id not in closed}
-    closed += [r.info.run_id for r in ours if r.data.tags.get(kind_tag) == "pipeline" and r.info.run_id not in live_parents]
+    closed += [r.info.run_id for r in ours if r.data.tags.get(kind_tag) == "pipeline" and r.info.run_id not in live_parents
+               and not (r.data.tags.get(PROCESS_TAG) and process_alive(r.data.tags[PROCESS_TAG]))]  # its opener may be about to add a child
     for run_id in closed:
         client.set_terminated(run_id, status="KILLED")
     return closed

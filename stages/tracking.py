@@ -45,7 +45,7 @@ import psutil
 from genbench.errors import Interrupted
 from stages.headline import headline_metrics
 from stages.mlflow_store import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, HEADLINE_VIEW, SHARED_VIEW_TAG, GuardedClient,
-                                 dataset_inputs, guarded, headline_view, relocate_artifacts, sqlite_path)
+                                 dataset_inputs, experiment_id, guarded, headline_view, relocate_artifacts, sqlite_path)
 from stages.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
 
 PIPELINE_TAG = "genbench.pipeline_key"
@@ -176,14 +176,12 @@ class StageTracker:
         self.params_file = params_file
         name = experiment_name(profile)
         exp = self.client.get_experiment_by_name(name)
+        self.experiment_id = experiment_id(self.client, name, EXPERIMENT_TAGS)
         if exp is None:
-            self.experiment_id = self.client.create_experiment(name, tags=EXPERIMENT_TAGS)
             if own_store:  # created from a DVC temp copy: its artifacts belong in the project's mlruns/
                 guarded(self.uri, lambda: relocate_artifacts(store))
-        else:
-            self.experiment_id = exp.experiment_id
-            if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # made before the kit tagged it
-                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        elif exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # made before the kit tagged it
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         close_abandoned(self.client, self.experiment_id, KIND_TAG)
         self.parent_id = self._parent_run()
         self.params = params
@@ -198,7 +196,7 @@ class StageTracker:
         if found:
             return found[0].info.run_id
         name = parent_run_name(self.profile, self.trace["git_commit"])
-        tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", "profile": self.profile, **self.trace}
+        tags = {PIPELINE_TAG: key, KIND_TAG: "pipeline", PROCESS_TAG: process_id(), "profile": self.profile, **self.trace}
         if os.environ.get("DVC_EXP_NAME"):
             tags["dvc_exp_name"] = os.environ["DVC_EXP_NAME"]
         if os.environ.get("DVC_EXP_BASELINE_REV"):

@@ -1,0 +1,97 @@
+"""Tracking throughput: runs logged per second and tracking time per run, SQLite against an
+`mlflow server` on PostgreSQL, at 1, 4 and 8 concurrent writer processes.
+
+Each writer process logs RUNS runs shaped like a stage's (a parent and a child, the stage's
+params, metrics and tags, one small artifact) through the kit's guarded client. The overhead is
+the mean tracking time per stage run as a share of a stage's wall time (`--stage-wall-s`, default
+8 s: pass the wall time of the stage you care about).
+
+    python benchmarks/bench_tracking.py [--runs 10] [--writers 1 4 8] [--stage-wall-s 8.0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+PARAMS = {f"param_{i}": str(i) for i in range(12)}
+METRICS = {f"cler.generated.m{i}": float(i) for i in range(20)}
+
+
+def log_runs(args: tuple[str, str, int, str]) -> float:
+    """Log `runs` stage-shaped runs to `uri`; returns the seconds spent."""
+    uri, experiment, runs, artifact = args
+    os.environ.setdefault("GENBENCH_MLFLOW_LOCK_WAIT_S", "300")
+    from mlflow.entities import Metric, Param
+
+    from stages.mlflow_store import GuardedClient, experiment_id
+
+    client = GuardedClient(uri)
+    exp = experiment_id(client, experiment, {})
+    start = time.perf_counter()
+    for _ in range(runs):
+        parent = client.create_run(exp, tags={"genbench.kind": "pipeline"}).info.run_id
+        child = client.create_run(exp, tags={"genbench.kind": "stage", "mlflow.parentRunId": parent}).info.run_id
+        now = int(time.time() * 1000)
+        client.log_batch(child, params=[Param(k, v) for k, v in PARAMS.items()],
+                         metrics=[Metric(k, v, now, 0) for k, v in METRICS.items()])
+        client.log_artifact(child, artifact)
+        client.set_terminated(child, "FINISHED")
+        client.set_terminated(parent, "FINISHED")
+    return time.perf_counter() - start
+
+
+def measure(uri: str, experiment: str, writers: int, runs: int, artifact: str) -> tuple[float, float]:
+    """(runs logged per second across all writers, mean seconds of tracking per run); process start-up
+    and imports are not counted."""
+    from stages.mlflow_store import GuardedClient, experiment_id
+
+    experiment_id(GuardedClient(uri), experiment, {})  # one process creates a new store's schema; writers racing to migrate fail
+    with mp.get_context("spawn").Pool(writers) as pool:
+        spent = pool.map(log_runs, [(uri, experiment, runs, artifact)] * writers)
+    return writers * runs / max(spent), sum(spent) / (writers * runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="runs each writer logs")
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--stage-wall-s", type=float, default=8.0, help="a stage's wall time, for the overhead share")
+    parser.add_argument("--no-server", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+
+    from servers import MlflowServer, start_postgres
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
+    artifact = tmp / "cler.json"
+    artifact.write_text('{"cler": 1.0}\n')
+    stores = {"sqlite": lambda n: f"sqlite:///{tmp / f'sqlite-{n}.db'}"}
+    server = pg = None
+    try:
+        if not args.no_server:
+            pg = start_postgres()
+            server = MlflowServer(pg.uri, tmp / "artifacts", tmp / "server.log")
+            server.start()
+            stores["server+postgres"] = lambda n: server.uri
+        print(f"{'store':16} {'writers':>7} {'runs/s':>8} {'s/run':>7} {'overhead':>9}")
+        for name, uri_for in stores.items():
+            for n in args.writers:
+                rate, per_run = measure(uri_for(n), f"bench-{n}", n, args.runs, str(artifact))
+                print(f"{name:16} {n:7d} {rate:8.2f} {per_run:7.3f} {per_run / args.stage_wall_s:9.1%}", flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+        if pg is not None:
+            pg.pg_ctl("-m", "fast", "stop")
+
+
+if __name__ == "__main__":
+    main()
