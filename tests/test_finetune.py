@@ -90,3 +90,40 @@ def test_a_bad_set_name_is_one_line_error_with_exit_2(tmp_path):
     write_params(tmp_path, {"finetune": {"model": "tiny-clip", "sets": ["generatd"]}})
     proc = run_genbench(["finetune", "--dataset", "digits"], tmp_path, check=False)
     assert proc.returncode == 2 and "finetune.sets" in proc.stderr and not (tmp_path / "metrics/digits/finetune.json").exists()
+
+
+def test_backbone_scores_match_nearest_prototype_and_sklearn_by_hand():
+    from genbench.backbones import backbone_scores
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 8)
+    labels = np.repeat(np.arange(3), 6)
+    feats = centres[labels] + 0.4 * rng.standard_normal((18, 8))
+    test_labels = np.repeat(np.arange(3), 5)
+    test = centres[test_labels] + 0.6 * rng.standard_normal((15, 8))
+    out = backbone_scores({"generated": (feats, labels)}, (test, test_labels), centres, num_classes=3, metric="accuracy")
+    norm = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+    protos = norm(np.stack([norm(feats)[labels == c].mean(0) for c in range(3)]))
+    expected_cler = 100.0 * np.mean(np.argmax(norm(test) @ protos.T, axis=1) == test_labels)
+    s = out["sets"]["generated"]
+    assert s["cler"] == pytest.approx(expected_cler) and s["images"] == 18
+    assert 0 <= s["probe"] <= 100
+
+
+def test_figure10_pairs_each_fine_tuned_set_with_its_cler_and_figure11_needs_two_backbones(tmp_path):
+    from genbench.figures.backbones_figure import ONE_BACKBONE, draw_figure11, figure11_points
+    from genbench.figures.finetune_figure import draw_figure10, figure10_points
+
+    cler = {"sets": {"generated": {"cler": 80.0}, "original": {"cler": 90.0}}}
+    tuned = {"sets": {"generated": {"score": 85.0}, "original": {"score": 95.0}}}
+    probe = {"sets": {"generated": {"score": 82.0}}}
+    results = {"digits": {"cler": cler, "finetune": tuned, "probe": probe, "backbones": None}}
+    assert figure10_points(results) == [{"x": 80.0, "y": 85.0, "label": "digits: generated"},
+                                        {"x": 90.0, "y": 95.0, "label": "digits: original"}]
+    assert draw_figure10(results, tmp_path / "f10.png") is None and (tmp_path / "f10.png").is_file()
+    assert draw_figure11(results, "ViT-B-32|openai", tmp_path / "f11.png") == ONE_BACKBONE
+    results["digits"]["backbones"] = {"backbones": {"RN50|openai": {"sets": {"generated": {"cler": 70.0, "probe": 75.0}}}}}
+    assert figure11_points(results, "ViT-B-32|openai") == {
+        "ViT-B-32|openai": [{"x": 80.0, "y": 82.0, "label": "digits: generated"}],
+        "RN50|openai": [{"x": 70.0, "y": 75.0, "label": "digits: generated"}]}
+    assert draw_figure11(results, "ViT-B-32|openai", tmp_path / "f11.png") is None
