@@ -155,7 +155,8 @@ def test_index_names_the_run_and_links_every_table_and_figure(built):
     for link in links:
         assert (reports / link).is_file(), link
     assert "figures/figure3_shots.png" in links and (reports / "figures" / "figure3_shots.png").stat().st_size > 5000
-    assert "Figure 4" in index and "Figure 6" in index and index.count("not run: needs") == 3
+    assert "Figure 4" in index and "Figure 6" in index and index.count("not run: needs") == 4  # Figures 4, 5, 6 and 10 (no finetune.json)
+    assert "Figure 11" in index and "one backbone, so not produced" in index
     assert "Miniature on sklearn digits vs paper on MNIST: not comparable numbers, shown for orientation" in index
     report = (reports / "report.md").read_text()
     assert "71.25" in report and "93.25" in report and "not run" not in report
