@@ -8,6 +8,7 @@ prompt for class c is recognised as c (chance is 100 / number of classes)."""
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import click
 import numpy as np
@@ -29,10 +30,12 @@ SCHEMA = {
 }
 
 
-def external_sets(paths: DatasetPaths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def external_sets(paths: DatasetPaths, features: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Feature sets to score: 'generated' (all strategies), 'generated/<strategy>', 'retrieved',
-    'original', each with its labels as the dataset's metric takes them (genbench.labels)."""
-    gen_feats, gen_labels, _ = load_features(paths.features / "generated.safetensors")
+    'original', each with its labels as the dataset's metric takes them (genbench.labels); from
+    `features` (default: the dataset's features folder, embed.model's)."""
+    features = features or paths.features
+    gen_feats, gen_labels, _ = load_features(features / "generated.safetensors")
     gen_labels = targets(paths, gen_labels, "generated labels")
     strategies = storage.read_manifest(paths.generated)["strategy"].to_numpy()
     sets = {"generated": (gen_feats, gen_labels)}
@@ -40,7 +43,7 @@ def external_sets(paths: DatasetPaths) -> dict[str, tuple[np.ndarray, np.ndarray
         mask = strategies == s
         sets[f"generated/{s}"] = (gen_feats[mask], gen_labels[mask])
     for name in ("retrieved", "original"):
-        path = paths.features / f"{name}.safetensors"
+        path = features / f"{name}.safetensors"
         if name == "original" or path.is_file():
             feats, labels, _ = load_features(path)
             sets[name] = (feats, targets(paths, labels, f"{name} labels"))
@@ -53,9 +56,9 @@ def targets(paths: DatasetPaths, labels: np.ndarray, name: str) -> np.ndarray:
     return scoring_targets(labels, meta.get("task", "multiclass"), len(meta["classnames"]), name)
 
 
-def real_test_set(paths: DatasetPaths) -> tuple[np.ndarray, np.ndarray]:
+def real_test_set(paths: DatasetPaths, features: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The real test set's features and its labels as the dataset's metric takes them."""
-    feats, labels, _ = load_features(paths.features / "test.safetensors")
+    feats, labels, _ = load_features((features or paths.features) / "test.safetensors")
     return feats, targets(paths, labels, "test labels")
 
 

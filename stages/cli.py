@@ -25,6 +25,7 @@ except ImportError:  # cost/ not installed alongside
 COMMANDS = {
     "bootstrap": "stages.bootstrap:command", "prepare": "stages.prepare:command", "generate": "stages.generate:command",
     "embed": "stages.embed:command", "cler": "stages.cler:command", "probe": "stages.probe:command", "tune": "stages.tune:command",
+    "finetune": "stages.finetune:command",
     "quality": "stages.quality:command", "retrieve-index": "stages.retrieve_index:command",
     "retrieve": "stages.retrieve:command", "invert": "stages.invert:command", "cost": "stages.cost_stage:command",
     "report": "stages.report:command", "datasets": "stages.datasets_cmd:command", "profile": "stages.profile_cmd:command",
@@ -98,7 +99,7 @@ def cli() -> None:
     """GenBench Kit: generative data for visual recognition, benchmarked and priced.
 
     The pipeline stages (run in order by `dvc repro`, see dvc.yaml) are bootstrap, prepare,
-    pool, retrieve-index, retrieve, invert, generate, embed, cler, probe, tune, quality, cost and report. Each reads its own section of
+    pool, retrieve-index, retrieve, invert, generate, embed, cler, probe, tune, finetune, quality, cost and report. Each reads its own section of
     params.yaml; per-dataset stages take --dataset.
     """
 

@@ -19,7 +19,7 @@ from cost.errors import CostError
 from genbench.errors import GenBenchError
 from genbench.generators import BUILTIN_PIPELINES
 from genbench.prompts import parse_strategy
-from stages import bootstrap, cler, cost_stage, embed, generate, invert, prepare, probe, quality, report, retrieve, retrieve_index, tune
+from stages import bootstrap, cler, cost_stage, embed, finetune, generate, invert, prepare, probe, quality, report, retrieve, retrieve_index, tune
 from stages.options import IMAGE_FOLDER_SCHEMA, pipeline_datasets
 from stages.params import Field, check_section, unknown_name
 
@@ -50,6 +50,7 @@ SECTIONS: dict[str, tuple[dict[str, Field], Callable[[dict], object] | None]] = 
     "cler": (cler.SCHEMA, None),
     "probe": (probe.SCHEMA, None),
     "tune": (tune.SCHEMA, None),
+    "finetune": (finetune.SCHEMA, None),
     "quality": (quality.SCHEMA, None),
     "pool": (retrieve_index.POOL_SCHEMA, retrieve_index.check_pool),
     "index": (retrieve_index.INDEX_SCHEMA, retrieve_index.check_index_values),
@@ -185,6 +186,14 @@ def _clip_agrees(v: dict) -> list[str]:
             "with the same CLIP model)" for qk, ek in pairs if q[qk] != e[ek]]
 
 
+def _finetune_clip_agrees(v: dict) -> list[str]:
+    """finetune fine-tunes the CLIP model whose features CLER scores (Figure 10 sets them side by side)."""
+    e, f = v["embed"], v["finetune"]
+    pairs = (("model", "model"), ("pretrained", "pretrained"), ("model_seed", "seed"))
+    return [f"params key 'finetune.{fk}' = {f[fk]!r} must equal embed.{ek} = {e[ek]!r} (finetune fine-tunes the CLIP "
+            "model whose features CLER scores)" for fk, ek in pairs if f[fk] != e[ek]]
+
+
 def _inversion_source_made(v: dict) -> list[str]:
     """A TI strategy reads the token embeddings of an invert source: invert must make that source."""
     g, i = v["generate"], v["invert"]
@@ -211,6 +220,7 @@ def _local_models(v: dict) -> dict[str, str]:
     uses_cf = any(s.filter for s in _strategies(g))
     uses_filter_clip = "retrieved" in i["references"] and i["filter_similarity"] == "clip-text"
     keys = {"generate.model": g["model"], "embed.model": v["embed"]["model"], "quality.model": v["quality"]["model"],
+            "finetune.model": v["finetune"]["model"],
             "index.model": v["index"]["model"], "invert.model": i["model"]}
     if uses_cf:
         keys["generate.cf_model"] = g["cf_model"]
@@ -248,9 +258,10 @@ def _models_wired(v: dict) -> list[str]:
 RULES: list[tuple[tuple[str, ...], Callable[[dict], list[str]]]] = [
     (("generate", "invert"), _generator_agrees),
     (("embed", "quality"), _clip_agrees),
+    (("embed", "finetune"), _finetune_clip_agrees),
     (("generate", "invert"), _inversion_source_made),
     (("prepare", "invert"), _original_shots_fit),
-    (("generate", "invert", "embed", "quality", "index", "models"), _models_wired),
+    (("generate", "invert", "embed", "quality", "finetune", "index", "models"), _models_wired),
 ]
 
 

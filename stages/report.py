@@ -155,6 +155,8 @@ def run_results(datasets: list[str]) -> dict[str, dict]:
             "quality": optional_json(paths.metrics / "quality.json"),
             "retrieve": optional_json(paths.metrics / "retrieve.json"),
             "tune": optional_json(paths.metrics / "tune.json"),
+            "finetune": optional_json(paths.metrics / "finetune.json"),
+            "backbones": optional_json(paths.metrics / "backbones.json"),
         }
     return out
 
@@ -335,6 +337,20 @@ def figure6(results: dict[str, dict]) -> FigureEntry:
     return FigureEntry("figure6", title, f"figures/{path.name}")
 
 
+def figure10_11(results: dict[str, dict], primary_model: str) -> list[FigureEntry]:
+    """Figure 10 (CLER against fine-tuned score) and Figure 11 (CLER against probe across backbones)."""
+    from genbench.figures import backbones_figure, finetune_figure
+
+    entries = []
+    for key, module, draw in (
+            ("figure10", finetune_figure, lambda path: finetune_figure.draw_figure10(results, path)),
+            ("figure11", backbones_figure, lambda path: backbones_figure.draw_figure11(results, primary_model, path))):
+        path = FIGURES / f"{key}.png"
+        reason = draw(path)
+        entries.append(FigureEntry(key, module.TITLE, None if reason else f"figures/{path.name}", reason or ""))
+    return entries
+
+
 def dataset_figures(name: str, r: dict) -> dict[str, str]:
     """The per-dataset score chart and sample grid of reports/report.md."""
     info, cler, probe = r["info"], r["cler"], r["probe"]
@@ -381,7 +397,8 @@ def work(p: dict, all_params: dict, datasets: list[str]) -> StageResult:
 
     figures = [figure3(results, cost["usd_per_image"], snapshot.label()), *figure4_5(results), figure6(results),
                *paper_figures(results, datasets, usd_per_image=cost["usd_per_image"], price_label=snapshot.label(),
-                              ti_reference=ti_reference(str(generate.get("ti_embeddings") or "original")))]
+                              ti_reference=ti_reference(str(generate.get("ti_embeddings") or "original"))),
+               *figure10_11(results, models["CLIP"])]
 
     scored = [n for n in datasets if results[n]["cler"] and results[n]["probe"]]
     summary = [DatasetResults(info=results[n]["info"], cler=results[n]["cler"],

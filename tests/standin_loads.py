@@ -20,7 +20,7 @@ import yaml
 RESULT_PREFIX = "STANDIN-LOADS "
 NOT_PROVIDED = {  # loaders called with models no stand-in was written for
     "missing_generator": ("generator", "genbench-test/not-provided", None),
-    "missing_clip": ("clip", "RN50", "openai"),
+    "missing_clip": ("clip", "RN101", "openai"),
     "missing_enhancer": ("text-to-text", "genbench-test/not-provided-t5", None),
 }
 WRONG_REVISION = "0" * 40

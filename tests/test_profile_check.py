@@ -77,7 +77,7 @@ BROKEN = [  # (profile, changes, what the one error line must name)
     ("paper", {"invert__original_shots": 8}, "'invert.original_shots' = 8 exceeds prepare.shots = 5"),
     ("embedded", {"models__train": []}, "add 'miniature' to models.train"),
     ("paper", {"models__train": ["paper-sd"]}, "'models.train' = ['paper-sd'] may list only 'miniature'"),
-    ("embedded", {"models__deps": "models/README.md"}, "params keys generate.model, embed.model, quality.model, index.model, "
+    ("embedded", {"models__deps": "models/README.md"}, "params keys generate.model, embed.model, quality.model, finetune.model, index.model, "
      "invert.model, invert.filter_clip_model read folders outside models.deps = 'models/README.md'"),
     ("paper", {"models__deps": "models/nowhere"}, "'models.deps' = 'models/nowhere' does not exist"),
     ("paper", {"generate__stpes": 30}, "'generate.stpes' does not exist; did you mean 'generate.steps'?"),

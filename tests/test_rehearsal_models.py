@@ -60,7 +60,8 @@ def test_every_model_key_the_paper_profile_sets_gets_a_stand_in(written):
     named = {f"{mk.section}.{mk.key}" for mk in MODEL_KEYS if params.get(mk.section, {}).get(mk.key)}
     assert named == {f"{mk.section}.{mk.key}" for mk in MODEL_KEYS}  # the paper profile names all of them
     recs = by_key(records)
-    assert set(recs) == named
+    backbones = {f"embed.backbones[{i}]" for i in range(len(params["embed"]["backbones"]))}
+    assert backbones and set(recs) == named | backbones
     assert all(rec["provided"] and rec["bytes"] > 0 for rec in records), [r for r in records if not r["provided"]]
     assert recs["generate.model"] is recs["invert.model"]  # one generator, pinned once
     assert recs["generate.cip_model"] is recs["invert.filter_captioner"]
@@ -71,9 +72,9 @@ def test_every_model_key_the_paper_profile_sets_gets_a_stand_in(written):
 
 
 def test_model_keys_cover_every_stage_field_that_names_a_model():
-    from stages import embed, generate, invert, quality, retrieve, retrieve_index
+    from stages import embed, finetune, generate, invert, quality, retrieve, retrieve_index
 
-    schemas = {"generate": generate.SCHEMA, "invert": invert.SCHEMA, "embed": embed.SCHEMA, "quality": quality.SCHEMA,
+    schemas = {"finetune": finetune.SCHEMA, "generate": generate.SCHEMA, "invert": invert.SCHEMA, "embed": embed.SCHEMA, "quality": quality.SCHEMA,
                "index": retrieve_index.INDEX_SCHEMA, "pool": retrieve_index.POOL_SCHEMA, "retrieve": retrieve.SCHEMA}
     naming = {f"{section}.{key}" for section, schema in schemas.items() for key in schema
               if re.search("model|captioner|similarity", key) and not key.endswith("_seed")}
@@ -176,7 +177,7 @@ def test_the_text_models_load_and_run(loads):
 
 
 def test_a_model_without_a_stand_in_fails_with_the_kits_offline_error(loads):
-    for check, name in (("missing_generator", "genbench-test/not-provided"), ("missing_clip", "RN50"),
+    for check, name in (("missing_generator", "genbench-test/not-provided"), ("missing_clip", "RN101"),
                         ("missing_enhancer", "genbench-test/not-provided-t5")):
         got = loads[check]
         assert not got["ok"] and got["error"] == "GenBenchError", got

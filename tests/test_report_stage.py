@@ -157,6 +157,7 @@ def test_index_names_the_run_and_links_every_table_and_figure(built):
     assert "figures/figure3_shots.png" in links and (reports / "figures" / "figure3_shots.png").stat().st_size > 5000
     assert "Figure 4" in index and "Figure 6" in index
     assert sum("not run: needs" in line for line in index.splitlines() if line.startswith(("| Figure 4", "| Figure 5", "| Figure 6"))) == 3
+    assert "Figure 11" in index and "one backbone, so not produced" in index
     assert "Miniature on sklearn digits vs paper on MNIST: not comparable numbers, shown for orientation" in index
     report = (reports / "report.md").read_text()
     assert "71.25" in report and "93.25" in report and "not run" not in report
@@ -175,8 +176,8 @@ def test_missing_stage_outputs_read_not_run(run_dir):
     t1 = _csv(tables / "table1.csv")
     assert [r["USD/image (this run)"] for r in t1] == ["not run", "not run", "not run"]
     index = (run_dir / "reports" / "index.md").read_text()
-    # Figures 2, 3, 3 as published, 4, 5, 6, 7, 9 and 14 need their inputs (12, 13: one dataset in the run)
-    assert "Figure 3" in index and index.count("not run: needs") == 9
+    # Figures 2, 3, 3 as published, 4, 5, 6, 7, 9, 10 and 14 need their inputs (12, 13: one dataset in the run)
+    assert "Figure 3" in index and index.count("not run: needs") == 10
     assert not (tables / "orientation_digits.md").exists()
 
 

@@ -79,6 +79,7 @@ MODEL_KEYS = (
     ModelKey("invert", "filter_captioner", CAPTIONER, None, _spec_model("blip2", DEFAULT_FILTER_CAPTIONER)),
     ModelKey("invert", "filter_similarity", TEXT_ENCODER, None, _spec_model("bert", DEFAULT_BERT)),
     ModelKey("embed", "model", CLIP, "pretrained"),
+    ModelKey("finetune", "model", CLIP, "pretrained"),
     ModelKey("generate", "cf_model", CLIP, "cf_pretrained"),
     ModelKey("index", "model", CLIP, "pretrained"),
     ModelKey("retrieve", "mts_model", CLIP, "mts_pretrained"),
@@ -115,6 +116,10 @@ def named_models(params: dict) -> list[NamedModel]:
         key = (mk.kind, model_id, revision)
         found.setdefault(key, NamedModel(mk.kind, model_id, revision, []))
         found[key].keys.append(f"{mk.section}.{mk.key}")
+    for i, entry in enumerate((params.get("embed") or {}).get("backbones") or []):
+        key = (CLIP, entry["model"], entry.get("pretrained"))
+        found.setdefault(key, NamedModel(CLIP, entry["model"], entry.get("pretrained"), []))
+        found[key].keys.append(f"embed.backbones[{i}]")
     return list(found.values())
 
 
