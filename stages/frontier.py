@@ -4,7 +4,8 @@ like any stage (cost.meter, priced by cost.ledger). Each finished point is one J
 data/<dataset>/frontier/points (written atomically, never recomputed); the rows, the Pareto figure
 and the cheapest-within-target table are built from those files.
 
-Outputs: metrics/<dataset>/frontier.json, reports/figures/frontier.png, reports/tables/frontier.md.
+Outputs: metrics/<dataset>/frontier.json and data/<dataset>/frontier/frontier.{png,md}; the report stage
+draws reports/figures/frontier.png and puts the table in reports/index.md from frontier.json.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from stages import embed as embed_stage
 from stages import generate as generate_stage
 from stages.cler import SCHEMA as CLER_SCHEMA
 from stages.cler import real_test_set, targets
-from stages.inputs import REPORTS, DatasetPaths
+from stages.inputs import DatasetPaths
 from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive, read_params_file, validate_section
 from stages.probe import SCHEMA as PROBE_SCHEMA
@@ -54,8 +55,6 @@ SCHEMA = {
     "seed": Field(int, 0, non_negative, help="seeds the bootstrap resamples"),
     "keep_images": Field(bool, False, help="keep each point's generated shards (false: only its JSON row)"),
 }
-FIGURE = REPORTS / "figures" / "frontier.png"
-TABLE = REPORTS / "tables" / "frontier.md"
 
 
 @dataclass(frozen=True)
@@ -204,10 +203,10 @@ def summarise(rows: list[dict], paths: DatasetPaths, sections: dict, computed: i
     public = [{k: v for k, v in r.items() if k != "ledger_rows"} | {"pareto": i in front} for i, r in enumerate(rows)]
     storage.atomic_write_json(out, {"points": public, "pareto": [rows[i]["id"] for i in front], "table": table,
                                     "default": default["id"] if default else None, **refs})
-    frontier_figure(rows, FIGURE, zero_shot=refs["zero_shot"], original=refs["original_cler"],
+    figure, table_path = points_dir(paths).parent / "frontier.png", points_dir(paths).parent / "frontier.md"
+    frontier_figure(rows, figure, zero_shot=refs["zero_shot"], original=refs["original_cler"],
                     title=f"{paths.dataset}: CLER against cost, {len(rows)} settings")
-    TABLE.parent.mkdir(parents=True, exist_ok=True)
-    storage.atomic_write_text(TABLE, table_markdown(table, default))
+    storage.atomic_write_text(table_path, table_markdown(table, default))
     within2 = table[1]
     click.echo(f"frontier: {len(rows)} points ({computed} computed now), {len(front)} on the Pareto front; best CLER "
                f"{within2['best_cler']:.2f}; within 2 points: {within2['setting']} at {within2['usd_per_1000_images']:.3g} "
@@ -215,7 +214,7 @@ def summarise(rows: list[dict], paths: DatasetPaths, sections: dict, computed: i
     return StageResult(metrics={"points": len(rows), "points_computed": computed, "pareto_points": len(front),
                                 "best_cler": within2["best_cler"],
                                 "within2_usd_per_1000": within2["usd_per_1000_images"]},
-                       artifacts=[out, FIGURE, TABLE])
+                       artifacts=[out, figure, table_path])
 
 
 @click.command("frontier")
