@@ -76,6 +76,11 @@ def points_dir(paths: DatasetPaths) -> Path:
     return Path("data") / paths.dataset / "frontier" / "points"
 
 
+def pending(points: list[dict], folder: Path) -> list[dict]:
+    """The points with no finished row in `folder` yet (a finished row is never recomputed)."""
+    return [p for p in points if not (folder / f"{point_id(p)}.json").is_file()]
+
+
 def _priced(reading, snapshot, sku, data_type) -> dict:
     return price_reading(reading, snapshot, override_sku=sku, data_type=data_type).to_dict()
 
@@ -168,10 +173,8 @@ def make_work(paths: DatasetPaths, params_file: str, grid_file: str | None, exec
         folder = points_dir(paths)
         folder.mkdir(parents=True, exist_ok=True)
         computed = 0
-        for point in tqdm(points, desc="frontier", unit="point"):
+        for point in tqdm(pending(points, folder), desc="frontier", unit="point"):
             out = folder / f"{point_id(point)}.json"
-            if out.is_file():
-                continue
             row = run_point(point, sections, paths, pricing, executor, address)
             storage.atomic_write_json(out, row)
             log_point_run(row, all_params.get("profile", "embedded"), paths.dataset, params_file)

@@ -57,3 +57,13 @@ def test_default_grid_has_at_least_16_points():
     assert len({p["guidance_scale"] for p in points}) >= 3
     assert len({p["scheduler"] for p in points}) >= 2
     assert len({p["images_per_class"] for p in points}) >= 2
+
+
+def test_a_finished_point_is_not_pending(tmp_path):
+    from genbench import storage
+    from stages.frontier import pending
+
+    points = expand_grid({"product": {"steps": [5, 10, 20]}})
+    storage.atomic_write_json(tmp_path / f"{point_id(points[1])}.json", {"id": point_id(points[1])})
+    (tmp_path / f"{point_id(points[2])}.json.tmp").write_text("{")  # a half-written row does not count
+    assert pending(points, tmp_path) == [points[0], points[2]]
