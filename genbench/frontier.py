@@ -56,7 +56,7 @@ def load_grid(path: str | Path) -> list[dict]:
     """The expanded points of the grid file at `path`."""
     path = Path(path)
     if not path.is_file():
-        raise GenBenchError(f"frontier grid {str(path)!r} not found; give a YAML file (see profiles/frontier-*.yaml)")
+        raise GenBenchError(f"frontier grid {str(path)!r} not found; give a YAML file (see profiles/frontier/*.yaml)")
     try:
         grid = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

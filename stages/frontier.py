@@ -49,7 +49,7 @@ from stages.probe import SCHEMA as PROBE_SCHEMA
 from stages.runner import StageResult, pricing_params, run_stage
 
 SCHEMA = {
-    "grid": Field(str, "profiles/frontier-embedded.yaml", help="YAML grid of generate settings (genbench.frontier)"),
+    "grid": Field(str, "profiles/frontier/embedded.yaml", help="YAML grid of generate settings (genbench.frontier)"),
     "bootstrap_draws": Field(int, 200, positive, help="bootstrap resamples of the test images per point"),
     "confidence": Field(float, 0.95, lambda v: None if 0 < v < 1 else "must lie in (0, 1)"),
     "seed": Field(int, 0, non_negative, help="seeds the bootstrap resamples"),

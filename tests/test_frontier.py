@@ -51,7 +51,7 @@ def test_expand_grid_refuses_an_unknown_setting():
 def test_default_grid_has_at_least_16_points():
     from genbench.frontier import load_grid
 
-    points = load_grid("profiles/frontier-embedded.yaml")
+    points = load_grid("profiles/frontier/embedded.yaml")
     assert len(points) >= 16
     assert {p["steps"] for p in points} >= {5, 10, 20, 50}
     assert len({p["guidance_scale"] for p in points}) >= 3
