@@ -124,7 +124,7 @@ def _table_status(table: Table) -> str:
 
 def build_index(*, profile: str, commit: str, snapshot: str, datasets: list[str], models: dict[str, str],
                 tables: list[TableEntry], figures: list[FigureEntry], orientation: list[Table],
-                summary: str = "report.md") -> str:
+                summary: str = "report.md", sections: list[str] = ()) -> str:
     """reports/index.md: which run produced the report, and a link to every table and figure."""
     model_text = ", ".join(f"{k} `{v}`" for k, v in models.items())
     parts = [
@@ -157,6 +157,7 @@ def build_index(*, profile: str, commit: str, snapshot: str, datasets: list[str]
             parts += [f"![{fig.title}]({fig.path})", ""]
     for table in orientation:
         parts += [to_markdown(table), ""]
+    parts += [text for section in sections for text in (section, "")]
     parts += [
         "## Comparing runs",
         "",

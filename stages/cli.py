@@ -30,7 +30,7 @@ COMMANDS = {
     "retrieve": "stages.retrieve:command", "invert": "stages.invert:command", "cost": "stages.cost_stage:command",
     "report": "stages.report:command", "datasets": "stages.datasets_cmd:command", "profile": "stages.profile_cmd:command",
     "runs": "stages.runs_cmd:command", "pool": "stages.retrieve_index:pool_command", "prices": "cost.cli:prices_group",
-    "rehearse": "stages.rehearse:command", "headline": "stages.headline:command",
+    "rehearse": "stages.rehearse:command", "headline": "stages.headline:command", "frontier": "stages.frontier:command",
 }
 
 

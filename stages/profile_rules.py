@@ -19,7 +19,8 @@ from cost.errors import CostError
 from genbench.errors import GenBenchError
 from genbench.generators import BUILTIN_PIPELINES
 from genbench.prompts import parse_strategy
-from stages import bootstrap, cler, cost_stage, embed, finetune, generate, invert, prepare, probe, quality, report, retrieve, retrieve_index, tune
+from stages import (bootstrap, cler, cost_stage, embed, finetune, frontier, generate, invert, prepare, probe, quality, report, retrieve,
+                    retrieve_index, tune)
 from stages.options import IMAGE_FOLDER_SCHEMA, pipeline_datasets
 from stages.params import Field, check_section, unknown_name
 
@@ -59,6 +60,7 @@ SECTIONS: dict[str, tuple[dict[str, Field], Callable[[dict], object] | None]] = 
     "cost": (cost_stage.SCHEMA, None),
     "shots": (report.SHOTS_SCHEMA, None),
     "report": (report.SCHEMA, None),
+    "frontier": (frontier.SCHEMA, None),
     "models": (MODELS_SCHEMA, None),
 }
 OTHER_KEYS = ("profile", "datasets", "image_folders")  # top-level keys that are not a section

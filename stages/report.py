@@ -406,11 +406,34 @@ def work(p: dict, all_params: dict, datasets: list[str]) -> StageResult:
     storage.atomic_write_text(OUT, build_report(summary, cost, profile=profile, commit=commit, title=p["title"]))
     storage.atomic_write_text(INDEX, build_index(profile=profile, commit=commit, snapshot=snapshot.label(),
                                                  datasets=datasets, models=models, tables=entries, figures=figures,
-                                                 orientation=orientation))
+                                                 orientation=orientation, sections=frontier_sections(datasets)))
     drawn = sum(f.path is not None for f in figures)
     click.echo(f"report: {INDEX} ({len(entries)} tables, {drawn} of {len(figures)} paper figures drawn), {OUT}")
     artifacts = [INDEX, OUT, *sorted(TABLES.glob("*")), *sorted(FIGURES.glob("*.png"))]
     return StageResult(metrics={"tables": len(entries), "figures_drawn": drawn}, artifacts=artifacts)
+
+
+def frontier_sections(datasets: list[str]) -> list[str]:
+    """For each dataset with metrics/D/frontier.json: its figure (reports/figures/frontier[-D].png)
+    and its cheapest-within-target table, as an index section."""
+    from genbench.frontier import frontier_figure, table_markdown
+
+    out = []
+    for name in datasets:
+        path = METRICS / name / "frontier.json"
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        rows = data["points"]
+        png = FIGURES / ("frontier.png" if len(datasets) == 1 else f"frontier-{name}.png")
+        frontier_figure(rows, png, zero_shot=data["zero_shot"], original=data["original_cler"],
+                        title=f"{name}: CLER against cost, {len(rows)} settings")
+        default = next((r for r in rows if r["id"] == data["default"]), None)
+        rel = png.relative_to(INDEX.parent)
+        out.append(f"## Cost-quality frontier: {name}\n\n![frontier {name}]({rel})\n\n"
+                   f"Cheapest setting within 1, 2 and 5 CLER points of the best ({len(rows)} settings, "
+                   f"95 % bootstrap intervals in metrics/{name}/frontier.json):\n\n" + table_markdown(data["table"], default))
+    return out
 
 
 @click.group("report", invoke_without_command=True)
