@@ -1,6 +1,6 @@
 """DVC experiments end to end: a real `dvc exp run --temp` on a copy of the project keeps its
-headline metrics (dvc exp show --json) and lands its MLflow runs in the project's own mlflow.db;
-`dvc metrics show` fits 160 columns."""
+headline metrics (dvc exp show --json) and lands its MLflow runs in the project's own mlflow.db (the width of `dvc metrics show`:
+tests/test_headline.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from conftest import copy_project, write_params
 from test_dvc_faults import TINY, dvc
 
 HEADLINE = "metrics/digits/headline/generated.json"
+EXPERIMENT_PARAMS = {**TINY, "generate": {**TINY["generate"], "images_per_class": 2}}  # the probe needs 2 per class
 
 
 def _experiment(entries: list, name: str) -> dict | None:
@@ -29,13 +30,14 @@ def _experiment(entries: list, name: str) -> dict | None:
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("kit"))
-    write_params(root, TINY)
+    write_params(root, EXPERIMENT_PARAMS)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     for cmd in (["git", "init", "-q"], git + ["add", "-A"], git + ["commit", "-qm", "test checkout"]):
         subprocess.run(cmd, cwd=root, check=True, capture_output=True)
     return root
 
 
+@pytest.mark.slow  # about 7 min on the 2-core CI machine: every stage up to headline@digits
 def test_temp_experiment_keeps_headline_and_tracks_into_the_root_store(committed: Path):
     proc = dvc(committed, "exp", "run", "--temp", "-S", "generate.guidance_scale=3.0", "-n", "g3", "headline@digits")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -59,7 +61,3 @@ def test_temp_experiment_keeps_headline_and_tracks_into_the_root_store(committed
     assert tags["dvc_exp_param.generate.guidance_scale"] == "3.0"
     assert logged is not None and logged[0] == pytest.approx(cler)
     assert not list((committed / ".dvc" / "tmp").rglob("mlflow.db"))
-
-    table = dvc(committed, "metrics", "show", "-a")
-    assert table.returncode == 0, table.stderr
-    assert max(len(line) for line in table.stdout.splitlines()) <= 160, table.stdout
