@@ -37,7 +37,7 @@ def committed(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.mark.slow  # about 7 min on the 2-core CI machine: every stage up to headline@digits
+@pytest.mark.slow  # 7-13 min measured on the shared 2-core machine: every stage up to headline@digits
 def test_temp_experiment_keeps_headline_and_tracks_into_the_root_store(committed: Path):
     proc = dvc(committed, "exp", "run", "--temp", "-S", "generate.guidance_scale=3.0", "-n", "g3", "headline@digits")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
