@@ -58,6 +58,16 @@ TABLES = REPORTS / "tables"
 FIGURES = REPORTS / "figures"
 LEDGER = REPORTS / "ledger.csv"
 FIGURE3_DATA = TABLES / "figure3_data.csv"
+FIGURE_DATA = {key: TABLES / f"{key}_data.csv" for key in ("figure4", "figure5", "figure6")}  # dvc.yaml's plots read these
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    """A figure's data as CSV (what `dvc plots show/diff` draws)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    storage.atomic_write_text(path, buf.getvalue())
 ORIENTATION_DATASET = "digits"  # the embedded default, set beside the paper's MNIST
 
 SCHEMA = {
@@ -305,8 +315,19 @@ def figure4_5(results: dict[str, dict]) -> list[FigureEntry]:
     from genbench.analysis import gather_rows, gather_timings, timing_summary
     from genbench.figures_metrics import figure4_metric_vs_probe, figure5_evaluation_time
 
-    draw = {"figure4": lambda path: figure4_metric_vs_probe(gather_rows(METRICS, names), path),
-            "figure5": lambda path: figure5_evaluation_time(timing_summary(gather_timings(METRICS, names)), path)}
+    def draw4(path):
+        rows = gather_rows(METRICS, names)
+        write_csv(FIGURE_DATA["figure4"], ["dataset", "source", "probe", "cler", "clip_score", "fid_clip"],
+                  [[r["dataset"], r["source"], r["probe"], r["cler"], r["clip_score"], r["fid_clip"]] for r in rows])
+        figure4_metric_vs_probe(rows, path)
+
+    def draw5(path):
+        summary = timing_summary(gather_timings(METRICS, names))
+        write_csv(FIGURE_DATA["figure5"], ["metric", "seconds", "std"],
+                  [[metric, s["mean"], s["std"]] for metric, s in summary.items()])
+        figure5_evaluation_time(summary, path)
+
+    draw = {"figure4": draw4, "figure5": draw5}
     entries = []
     for key, title in titles.items():
         path = FIGURES / f"{key}.png"
@@ -331,6 +352,7 @@ def figure6(results: dict[str, dict]) -> FigureEntry:
             points.append({"x": mts, "y": gain, "label": name})
     if not points:
         return FigureEntry("figure6", title, None, "needs the retrieve stage (metrics/<dataset>/retrieve.json with 'mts')")
+    write_csv(FIGURE_DATA["figure6"], ["dataset", "mts", "cler_gain"], [[p["label"], p["x"], p["y"]] for p in points])
     path = FIGURES / "figure6_mts.png"
     scatter_figure(points, path, xlabel="mean text similarity (MTS)", ylabel="CLER(generated) - zero-shot (points)",
                    title=title)

@@ -58,3 +58,30 @@ def test_rows_without_a_price_carry_no_usd():
 def test_summary_is_the_total():
     assert summary({"usd_total": 3, "usd_per_image": {}}) == {"usd_total": 3.0}
     assert summary({}) == {}
+
+
+def test_dvc_metrics_show_fits_160_columns_for_the_embedded_default(tmp_path):
+    """The embedded default's image sets (ST, DT, pooled, retrieved, original), numbers with all
+    their digits, through the kit's own dvc.yaml."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import copy_project
+    from test_dvc_faults import dvc
+
+    root = copy_project(tmp_path / "kit")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    sources = ["generated", "generated/ST", "generated/DT", "retrieved", "original"]
+    m = root / "metrics"
+    _write(m / "digits" / "cler.json", {"zero_shot": 83.14814814814815, "sets": {s: {"cler": 87.96296296296296} for s in sources}})
+    _write(m / "digits" / "probe.json", {"sets": {s: {"score": 89.81481481481481} for s in sources}})
+    _write(m / "digits" / "quality.json", {"sources": {s: {"clip_score": 73.86859970548372, "fid_clip": 0.0676377646494335}
+                                                       for s in sources}})
+    cost = {"usd_per_image": {"generated": 1.580527868098939e-07, "original": 0.012, "retrieved": 1.2181703955401227e-07},
+            "usd_total": 0.0010265983992687362}
+    _write(m / "cost.json", cost)
+    _write(m / "summary.json", summary(cost))
+    write_dataset_headline(root, "digits")
+    shown = dvc(root, "metrics", "show")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 1 + 1 + len(sources) + 1  # header, summary, one row per image set, zero-shot
+    assert max(len(line) for line in lines) <= 160, shown.stdout
