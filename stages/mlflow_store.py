@@ -182,6 +182,10 @@ HEADLINE_VIEW = "genbench-headline"  # the share key of the view whose columns a
 HEADLINE_SHARED_PARTS = 4  # headline/<dataset>/<metric>/<source>: deeper keys are per-strategy sources
 HEADLINE_VIEW_NAME = "GenBench headline"  # the view's name in the runs page's Views menu
 VIEW_COLUMNS = ["attributes.`Dataset`"]  # the attribute columns the headline view keeps
+# the runs grid's column ids (MLflow 3.17.2) before the metric columns: the UI applies columnWidths
+# only to the columns columnOrder lists, in that order
+VIEW_LEADING_COLUMNS = ["0", "attributes.`Run Name`", "runDateAndNestInfo", "attributes.`Dataset`", "duration"]
+HEADER_PX_PER_CHAR, HEADER_PAD_PX = 8, 16  # a metric column wide enough for its whole key
 MANIFESTS = ("prepared/original", "prepared/test", "generated", "retrieved")  # image sets under data/<dataset>/
 DATASET_DIGEST_CHARS = 16
 
@@ -193,13 +197,16 @@ def runs_view_url(experiment_id: str) -> str:
 
 def headline_view(metric_keys: list[str], now_ms: int | None = None) -> str:
     """The saved-view envelope (JSON) whose runs table shows the experiment-wide `metric_keys` as
-    columns after the Dataset column. Per-strategy sources (`<dataset>/<metric>/generated/<S>`)
-    are left to the Columns menu: runs of one experiment differ in their strategies."""
+    columns after the Dataset column, each wide enough for its name. Per-strategy sources
+    (`<dataset>/<metric>/generated/<S>`) are left to the Columns menu: runs of one experiment
+    differ in their strategies."""
     import json
     import time
 
     shared = [k for k in metric_keys if len(k.split("/")) <= HEADLINE_SHARED_PARTS]
-    state = {"selectedColumns": VIEW_COLUMNS + [f"metrics.`{k}`" for k in shared]}
+    metrics = [f"metrics.`{k}`" for k in shared]
+    state = {"selectedColumns": VIEW_COLUMNS + metrics, "columnOrder": VIEW_LEADING_COLUMNS + metrics,
+             "columnWidths": {c: HEADER_PX_PER_CHAR * len(k) + HEADER_PAD_PX for c, k in zip(metrics, shared)}}
     stamp = int(time.time() * 1000) if now_ms is None else now_ms
     return json.dumps({"name": HEADLINE_VIEW_NAME, "createdAt": stamp, "updatedAt": stamp, "state": json.dumps(state)})
 

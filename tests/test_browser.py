@@ -310,7 +310,7 @@ def test_mlflow_ui_lists_both_runs_and_compares_cler_probe_and_usd(runs, tmp_pat
                 page.screenshot(path=ARTIFACTS / "mlflow_experiment_opens_on_runs.png")
 
                 # the runs table renders only the columns in view: wide enough for all the headline columns
-                page.set_viewport_size({"width": 2400, "height": 1000})
+                page.set_viewport_size({"width": 3000, "height": 1000})
                 page.goto(f"{base}/{runs_view_url(exp_id)}")
                 for name in runs["names"]:
                     page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)

@@ -60,9 +60,13 @@ def test_headline_view_is_a_saved_view_the_ui_opens_with_the_shared_headline_col
     value = headline_view(keys, now_ms=1_700_000_000_000)
     envelope = json.loads(value)
     assert envelope["name"] == HEADLINE_VIEW_NAME and envelope["createdAt"] == 1_700_000_000_000
-    assert ui_reads_shared_view(value) == {"selectedColumns": [
-        "attributes.`Dataset`", "metrics.`headline/digits/cler/generated`", "metrics.`headline/digits/zero_shot`",
-        "metrics.`headline/usd_per_image/generated`", "metrics.`headline/usd_total`"]}
+    view = ui_reads_shared_view(value)
+    metrics = ["metrics.`headline/digits/cler/generated`", "metrics.`headline/digits/zero_shot`",
+               "metrics.`headline/usd_per_image/generated`", "metrics.`headline/usd_total`"]
+    assert view["selectedColumns"] == ["attributes.`Dataset`"] + metrics
+    assert view["columnOrder"][-len(metrics):] == metrics and "attributes.`Run Name`" in view["columnOrder"]
+    assert view["columnWidths"]["metrics.`headline/usd_total`"] == 8 * len("headline/usd_total") + 16
+    assert set(view) == {"selectedColumns", "columnOrder", "columnWidths"}
 
 
 def test_dataset_inputs_carry_the_manifests_digest_and_row_count(tmp_path):
