@@ -181,17 +181,26 @@ def relocate_artifacts(db: Path) -> list[str]:
 
 # ---- what the MLflow UI (3.x) reads from the store ----
 # The UI's experiment page goes to the runs table for any `mlflow.experimentKind` other than
-# genai_development; its runs table starts with Source, Models and Dataset columns, and a view
-# stored as experiment tag `mlflow.sharedViewState.<key>` ({"selectedColumns": [...], ...}) is
-# what `#/experiments/<id>/runs?viewStateShareKey=<key>` opens with. MLflow 3.17's UI lets a
-# per-browser workflow type (localStorage `mlflow.workflowType`, default "genai", or the URL's
-# `workflowType`) override the experiment's kind, so the kit's links carry
-# `workflowType=machine_learning`.
+# genai_development; its runs table starts with Source, Models and Dataset columns. An experiment
+# tag `mlflow.sharedViewState.<key>` is a saved view: `#/experiments/<id>/runs?viewStateShareKey=<key>`
+# opens with it and the Views menu lists it. MLflow 3.17.2's UI reads the tag's value as a saved-view
+# envelope {"name", "createdAt" (ms), "updatedAt", "state"}, where "state" is the view's JSON, or that
+# JSON deflated ("deflate;" + base64 of zlib data); failing that, as the bare state (deflated or not).
+# From the state it takes the runs table's fields (selectedColumns as `metrics.\`<key>\``, columnOrder,
+# columnWidths, ...) but never runsExpanded. MLflow 3.17's UI lets a per-browser workflow type
+# (localStorage `mlflow.workflowType`, default "genai", or the URL's `workflowType`) override the
+# experiment's kind, so the kit's links carry `workflowType=machine_learning`.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"  # the UI's "Model training" kind: opens on the runs table
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
 HEADLINE_VIEW = "genbench-headline"  # the share key of the view whose columns are the headline metrics
-DEFAULT_COLUMNS = ["attributes.`Source`", "attributes.`Dataset`"]
+HEADLINE_SHARED_PARTS = 4  # headline/<dataset>/<metric>/<source>: deeper keys are per-strategy sources
+HEADLINE_VIEW_NAME = "GenBench headline"  # the view's name in the runs page's Views menu
+VIEW_COLUMNS = ["attributes.`Dataset`"]  # the attribute columns the headline view keeps
+# the runs grid's column ids (MLflow 3.17.2) before the metric columns: the UI applies columnWidths
+# only to the columns columnOrder lists, in that order
+VIEW_LEADING_COLUMNS = ["0", "attributes.`Run Name`", "runDateAndNestInfo", "attributes.`Dataset`", "duration"]
+HEADER_PX_PER_CHAR, HEADER_PAD_PX = 8, 16  # a metric column wide enough for its whole key
 MANIFESTS = ("prepared/original", "prepared/test", "generated", "retrieved")  # image sets under data/<dataset>/
 DATASET_DIGEST_CHARS = 16
 
@@ -201,11 +210,20 @@ def runs_view_url(experiment_id: str) -> str:
     return f"#/experiments/{experiment_id}/runs?workflowType=machine_learning&viewStateShareKey={HEADLINE_VIEW}"
 
 
-def headline_view(metric_keys: list[str]) -> str:
-    """The shared view state (JSON) whose runs table shows `metric_keys` as columns, parents expanded."""
+def headline_view(metric_keys: list[str], now_ms: int | None = None) -> str:
+    """The saved-view envelope (JSON) whose runs table shows the experiment-wide `metric_keys` as
+    columns after the Dataset column, each wide enough for its name. Per-strategy sources
+    (`<dataset>/<metric>/generated/<S>`) are left to the Columns menu: runs of one experiment
+    differ in their strategies."""
     import json
+    import time
 
-    return json.dumps({"selectedColumns": DEFAULT_COLUMNS + [f"metrics.`{k}`" for k in metric_keys]})
+    shared = [k for k in metric_keys if len(k.split("/")) <= HEADLINE_SHARED_PARTS]
+    metrics = [f"metrics.`{k}`" for k in shared]
+    state = {"selectedColumns": VIEW_COLUMNS + metrics, "columnOrder": VIEW_LEADING_COLUMNS + metrics,
+             "columnWidths": {c: HEADER_PX_PER_CHAR * len(k) + HEADER_PAD_PX for c, k in zip(metrics, shared)}}
+    stamp = int(time.time() * 1000) if now_ms is None else now_ms
+    return json.dumps({"name": HEADLINE_VIEW_NAME, "createdAt": stamp, "updatedAt": stamp, "state": json.dumps(state)})
 
 
 def dataset_inputs(root: Path, dataset: str) -> list:

@@ -309,6 +309,8 @@ def test_mlflow_ui_lists_both_runs_and_compares_cler_probe_and_usd(runs, tmp_pat
                 close_assistant(page)
                 page.screenshot(path=ARTIFACTS / "mlflow_experiment_opens_on_runs.png")
 
+                # the runs table renders only the columns in view: wide enough for all the headline columns
+                page.set_viewport_size({"width": 3000, "height": 1000})
                 page.goto(f"{base}/{runs_view_url(exp_id)}")
                 for name in runs["names"]:
                     page.get_by_text(name, exact=True).first.wait_for(timeout=90_000)
@@ -319,12 +321,14 @@ def test_mlflow_ui_lists_both_runs_and_compares_cler_probe_and_usd(runs, tmp_pat
                     assert any(column in h or h.strip() and column.endswith(h.strip().rstrip(".…")) for h in headers), \
                         (column, headers)
                 page.screenshot(path=ARTIFACTS / "mlflow_runs.png", full_page=True)
-                expanders = page.locator("[role=row] button[aria-label*='xpand'], [role=row] [data-testid*='expand']")
+                expanders = page.locator("[role=row] button[data-component-id*='runnamecellrenderer']")  # a parent's +
+                assert expanders.count() == len(runs["names"]), expanders.count()
                 for i in range(expanders.count()):
                     expanders.nth(i).click()
                 page.get_by_text("cler@digits", exact=True).first.wait_for(timeout=30_000)
                 page.screenshot(path=ARTIFACTS / "mlflow_runs_children.png", full_page=True)
 
+                page.set_viewport_size({"width": 1500, "height": 1000})
                 page.goto(f"{base}/#/compare-runs?runs={json.dumps(ids)}&experiments={json.dumps([exp_id])}"
                           "&workflowType=machine_learning")
                 page.get_by_text("Run Name:", exact=True).first.wait_for(timeout=90_000)
