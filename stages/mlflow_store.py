@@ -100,6 +100,16 @@ def describe_failure(uri: str, exc: BaseException) -> str:
     return f"MLflow store {uri} failed: {_first_line(exc)}"
 
 
+# Store failures another writer causes and a retry clears: SQLite's lock, and two writers inserting
+# the same tag row at once (the loser's retry finds the row and updates it).
+TRANSIENT_FAILURES = ("database is locked", "duplicate key value", "unique constraint failed")
+
+
+def _transient(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in TRANSIENT_FAILURES)
+
+
 def guarded(uri: str, call: Callable[[], Any]) -> Any:
     """`call()`, retrying a locked store for a bounded time; any store failure as GenBenchError."""
     deadline = time.monotonic() + lock_wait_s()
@@ -109,7 +119,7 @@ def guarded(uri: str, call: Callable[[], Any]) -> Any:
         except GenBenchError:
             raise
         except Exception as exc:
-            if "database is locked" in str(exc).lower() and time.monotonic() < deadline:
+            if _transient(exc) and time.monotonic() < deadline:
                 time.sleep(LOCK_RETRY_PAUSE_S)
                 continue
             raise GenBenchError(describe_failure(uri, exc)) from None

@@ -470,7 +470,7 @@ def _start_long_generate(root: Path) -> subprocess.Popen:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         fresh = {k: v for k, v in runs(root).items() if k not in before}
-        if "RUNNING" in fresh.values() and len(fresh) >= 1:
+        if "RUNNING" in fresh.values() and len(fresh) >= 2:  # the stage's own run, beside its parent
             time.sleep(1.0)  # into the work
             return proc
         time.sleep(0.3)
