@@ -2,7 +2,7 @@
 
 The tracking URI is `MLFLOW_TRACKING_URI`, or `sqlite:///mlflow.db` in the project root: DVC's
 `DVC_ROOT` (which `dvc exp run --temp` and `dvc queue` set to the real project, not the temporary
-copy under .dvc/tmp/exps they run in), else the working directory. A DVC experiment's parent run is
+copy DVC runs them in), else the working directory. A DVC experiment's parent run is
 named after it (`DVC_EXP_NAME`) and tagged with each param it changed against its baseline
 commit (`DVC_EXP_BASELINE_REV`) as `dvc_exp_param.<key>`. The experiment is `MLFLOW_EXPERIMENT_NAME` or
 `genbench-<profile>`.
