@@ -81,11 +81,40 @@ def encode_images(bundle: ClipBundle, images: np.ndarray, *, batch_size: int = 2
                          progress=progress, desc=desc, total=len(images))
 
 
+def _trims_context(model: torch.nn.Module) -> bool:
+    """Whether `model`'s text tower reads a token only from the tokens before it and pools at the
+    end-of-text token (open_clip's CLIP with a causal mask and argmax pooling, every OpenAI CLIP):
+    then the positions after the longest text of a batch change no feature."""
+    from open_clip.model import CLIP
+
+    mask = getattr(model, "attn_mask", None)
+    return (isinstance(model, CLIP) and getattr(model, "text_pool_type", None) == "argmax" and mask is not None
+            and mask.ndim == 2 and mask.shape[0] > 1 and bool(torch.isneginf(mask[0, 1:]).all()))
+
+
+def _encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """model.encode_text(tokens), computed over the first L positions only, L = the longest text
+    of the batch (end-of-text token included), where that gives the same features (`_trims_context`):
+    a 10-token prompt costs 10 positions of the tower, not its whole context (77 in OpenAI's CLIPs)."""
+    if not _trims_context(model):
+        return model.encode_text(tokens)
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    if length >= tokens.shape[1]:
+        return model.encode_text(tokens)
+    full_pos, full_mask = model.positional_embedding, model.attn_mask
+    try:
+        model.positional_embedding = torch.nn.Parameter(full_pos[:length], requires_grad=False)
+        model.attn_mask = full_mask[:length, :length]
+        return model.encode_text(tokens[:, :length])
+    finally:
+        model.positional_embedding, model.attn_mask = full_pos, full_mask
+
+
 @torch.no_grad()
 def encode_texts(bundle: ClipBundle, texts: list[str], *, device: str = "cpu") -> np.ndarray:
     model = bundle.model.to(device)
     tokens = bundle.tokenizer(texts)
-    return _normalise(model.encode_text(tokens.to(device)).float()).cpu().numpy()
+    return _normalise(_encode_tokens(model, tokens.to(device)).float()).cpu().numpy()
 
 
 def text_prototypes(bundle: ClipBundle, classnames: list[str], templates: list[str], *, device: str = "cpu") -> np.ndarray:

@@ -34,6 +34,9 @@ SCHEMA = {
     "data_root": Field(str, "data/raw"),
     "test_per_class": Field((int, type(None)), None, positive,
                             help="null: the whole test split; N: a seeded subsample of at most N per class"),
+    "templates": Field((int, type(None)), None, positive,
+                       help="null: every prompt template of the dataset; N: its first N (meta.json's list, which the "
+                            "zero-shot heads, retrieval queries and TI prompts read)"),
     "batch_size": Field(int, 256, positive, help="images decoded per batch"),
     "workers": Field(int, 4, positive, help="decoding threads"),
 }
@@ -73,6 +76,7 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
             pool_idx = kshot_indices(train.labels, ds.num_classes, p["pool_shots"], p["seed"], ds.classnames)
             _write_split(tmp / POOL, ds, POOL, train, pool_idx, p, drawn_for(ds.num_classes, p["pool_shots"]))
         meta = {**ds.metadata(), "image_size": p["image_size"], "shots": p["shots"], "num_test": len(test_idx), "num_original": len(idx)}
+        meta["templates"] = meta["templates"][:p["templates"]]
         storage.atomic_write_json(tmp / "meta.json", meta)
     click.echo(f"prepare: {ds.name}: {len(test_idx)} test images, {len(idx)} original ({p['shots']}-shot) -> {paths.prepared}")
     return StageResult(metrics={"num_test": len(test_idx), "num_original": len(idx)}, items=len(idx))

@@ -19,7 +19,13 @@ import click
 @click.option("--full-size-generator", is_flag=True,
               help="For a GPU box: the generator stand-in takes the real architecture (random weights) and "
                    "generate runs at the profile's own resolution, steps, batch size and dtype.")
-def command(profile: str, datasets: str | None, workdir: Path | None, full_size_generator: bool) -> None:
+@click.option("--estimate", "estimate_only", is_flag=True,
+              help="Print the CLIP work the rehearsal would do (images and text positions per stage, model and tower) "
+                   "and its time at tower rates measured now; run nothing.")
+@click.option("--stage-overhead", type=click.FloatRange(min=0), default=20.0, show_default=True, metavar="SECONDS",
+              help="With --estimate: seconds per DVC stage besides the CLIP towers (start-up, the other models).")
+def command(profile: str, datasets: str | None, workdir: Path | None, full_size_generator: bool, estimate_only: bool,
+            stage_overhead: float) -> None:
     """Rehearse PROFILE (a name in profiles/ or a params file) end to end, offline.
 
     Writes a workdir with the project's pipeline, params.yaml = PROFILE + the size overlay
@@ -30,9 +36,13 @@ def command(profile: str, datasets: str | None, workdir: Path | None, full_size_
     cost extrapolated with `genbench cost estimate`. Exit 0 when all checks hold; else one
     `error:` line per failed check and exit 2.
     """
-    from genbench.rehearsal.run import rehearse
+    from genbench.rehearsal.run import estimate, rehearse
 
     names = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+    if estimate_only:
+        for line in estimate(profile, names, overhead_s=stage_overhead)[0]:
+            click.echo(line)
+        return
     outcome = rehearse(profile, names, workdir, full_size_generator=full_size_generator)
     for line in outcome.lines:
         click.echo(line)

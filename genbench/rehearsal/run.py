@@ -197,6 +197,28 @@ def rehearse(profile: str, datasets: list[str] | None = None, workdir: Path | No
     return out
 
 
+def estimate(profile: str, datasets: list[str] | None = None, *, overhead_s: float, root: Path | None = None,
+             rates: dict | None = None) -> tuple[list[str], float]:
+    """The rehearsal's CLIP work counted from its params (genbench.rehearsal.workload) and its time
+    at tower rates measured here (or `rates`) plus `overhead_s` per DVC stage; nothing is run."""
+    from genbench.rehearsal import workload
+
+    root = (root or Path.cwd()).resolve()
+    params, _, sizes = rehearsal_params(root, profile, datasets, False)
+    params = {**params, "standin": sizes}
+    works = workload.total_work(params, workload.pool_captions(params, sizes),
+                                workload.token_length([params["embed"]["model"]]))
+    models = sorted({w.model for w in works})
+    rates = rates or workload.measure_rates(models)
+    stages = len(expanded_stages(root, params))
+    lines, total = workload.estimate_lines(works, rates, stages, overhead_s)
+    head = [f"ESTIMATE of the rehearsal of {profile} ({len(params['datasets'])} dataset(s)), not a measurement: "
+            "CLIP tower work counted from the params, at these rates measured now on this machine:"]
+    head += [f"  {m:20s} image {rates[(m, 'image')]:.3f} s/image, text {rates[(m, 'text')] * 1e3:.2f} ms/position"
+             for m in models]
+    return head + lines, total
+
+
 def cost_extrapolation(workdir: Path, real: dict, params: dict, env: dict, errors: list[str]) -> list[str]:
     from genbench.rehearsal.extrapolate import write_scaled_ledger
 
