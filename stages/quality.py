@@ -27,7 +27,7 @@ import torch
 from genbench import storage
 from genbench.clip_models import load_clip
 from genbench.errors import GenBenchError
-from genbench.features import cache_key, encode_images, encode_texts, load_features, model_sha256
+from genbench.features import cache_key, cached_features, encode_images, encode_texts, load_features, model_sha256
 from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
 from genbench.metrics.clip_score import CLASS_REFERENCE, CLIP_SCORE_TEXTS, reference_texts
 from genbench.probe import linear_probe
@@ -116,9 +116,25 @@ def clip_score_features(p: dict, paths: DatasetPaths, checked: tuple, generated_
         images = generated_feats
     else:
         bundle = score_bundle
-        images = encode_images(bundle, storage.load_image_set(paths.generated)[0], batch_size=p["batch_size"],
-                               device=device, desc="quality: CLIP score images")
+        images = backbone_features(p, paths, bundle, manifest)
+        if images is None:
+            images = encode_images(bundle, storage.load_image_set(paths.generated)[0], batch_size=p["batch_size"],
+                                   device=device, desc="quality: CLIP score images")
     return images, prompt_features(bundle, texts, batch_size=p["batch_size"], device=device)
+
+
+def backbone_features(p: dict, paths: DatasetPaths, bundle, manifest) -> np.ndarray | None:
+    """The generated images' features in the CLIP score model when embed already encoded them with
+    it as one of embed.backbones (their cache key: this model's weights and these images), else None."""
+    from stages.embed import backbone_folder
+
+    path = backbone_folder(paths, p["clip_score_model"], p["clip_score_pretrained"]) / "generated.safetensors"
+    if not path.is_file():
+        return None
+    key = cache_key(f"{p['clip_score_model']}|{p['clip_score_pretrained']}", model_sha256(bundle.model),
+                    list(manifest["sha256"]))
+    cached = cached_features(path, key)
+    return None if cached is None else cached[0]
 
 
 def prompt_features(bundle, prompts: list[str], *, batch_size: int, device: str) -> np.ndarray:

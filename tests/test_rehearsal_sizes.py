@@ -119,3 +119,35 @@ def test_workload_counts_each_tower_by_hand():
         assert work[("embed", model, "text")] == (20, sum(2 * max(map(length, b)) for b in texts))
     assert work[("quality", "ViT-B-16|openai", "image")][0] == 10 * 2 * 5
     assert work[("finetune", "ViT-B-32|openai", "image")][0] == 2 * (10 * 1 * (1 + 3 * 1) + 10 * 2)
+
+
+def test_quality_reuses_the_backbone_features_of_its_clip_score_model(tmp_path, monkeypatch):
+    """quality's CLIP score model is one of embed.backbones (the paper profile: ViT-B-16): the
+    generated images' features embed wrote with it are read back, not encoded again; features of
+    other images or weights (another cache key) are not."""
+    from genbench import storage
+    from genbench.features import cache_key, encode_images, model_sha256, save_features
+    from stages.embed import backbone_folder
+    from stages.inputs import DatasetPaths
+    from stages.quality import clip_score_features
+
+    monkeypatch.chdir(tmp_path)
+    paths = DatasetPaths("cifar-10")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    rows = [{"key": f"g{i}", "class_index": i, "class_name": f"class {i}", "prompt": f"class {i}", "strategy": "ST"}
+            for i in range(3)]
+    storage.write_image_stream(paths.generated, zip(images, rows))
+    bundle = load_clip("tiny-clip")
+    p = {"clip_score_model": "tiny-clip", "clip_score_pretrained": None, "clip_score_text": "class", "batch_size": 8}
+    checked = (None, "tiny-clip|None", "cpu", bundle, "tiny-clip|None")
+    shas = list(storage.read_manifest(paths.generated)["sha256"])
+    path = backbone_folder(paths, "tiny-clip", None) / "generated.safetensors"
+    path.parent.mkdir(parents=True)
+    stored = np.eye(3, 64, dtype=np.float32)  # not what the model computes: only a read-back returns these
+    save_features(path, stored, np.arange(3), {"cache_key": cache_key("tiny-clip|None", model_sha256(bundle.model), shas)})
+    got, _ = clip_score_features(p, paths, checked, None)
+    np.testing.assert_array_equal(got, stored)
+    save_features(path, stored, np.arange(3), {"cache_key": cache_key("tiny-clip|None", "other weights", shas)})
+    got, _ = clip_score_features(p, paths, checked, None)
+    np.testing.assert_allclose(got, encode_images(bundle, images), atol=1e-6)
