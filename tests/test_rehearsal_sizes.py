@@ -117,7 +117,7 @@ def test_workload_counts_each_tower_by_hand():
         assert work[("embed", model, "image")][0] == 10 * (2 + 2 + 2 * 5 + 2)
         texts = [[t.format(c=c) for t in spec.templates[:2]] for c in spec.classnames]
         assert work[("embed", model, "text")] == (20, sum(2 * max(map(length, b)) for b in texts))
-    assert work[("quality", "ViT-B-16|openai", "image")][0] == 10 * 2 * 5
+    assert work[("quality", "ViT-B-16|openai", "image")][0] == 0  # embed's ViT-B-16 backbone features, read back
     assert work[("finetune", "ViT-B-32|openai", "image")][0] == 2 * (10 * 1 * (1 + 3 * 1) + 10 * 2)
 
 

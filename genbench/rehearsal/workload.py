@@ -5,16 +5,18 @@ Images through an image tower and texts through a text tower are counted stage b
 stages form them: embed encodes every image set (test, original, generated, retrieved, the
 original pool) with embed.model and each of embed.backbones, and the class prompts (classes x
 templates, one batch per class); quality encodes the generated images again when its CLIP score
-model is another; finetune trains on `shots` images per class of each set for `epochs` (forward
-and backward: 3 forward passes each) and scores the test set; the CF filter encodes its
-candidates and prompts; index encodes every pool caption; retrieve every class's template
-queries and bare name through the index model and re-scores name plus `max(top_k, mts_top_k)`
-hits per class in the MTS space; invert's filter captions the retrieved images. A text costs the
-positions of its batch's longest text (genbench.features trims the rest).
+model is none of those (else it reads embed's features back); finetune trains on `shots` images
+per class of each set for `epochs` (forward and backward: 3 forward passes each) and scores the
+test set; the CF filter encodes its candidates and prompts; index encodes every pool caption;
+retrieve every class's template queries and bare name through the index model and re-scores the
+name plus `max(top_k, mts_top_k)` hits per class in the MTS space. A text costs the positions of
+its batch's longest text (genbench.features trims the rest). Not counted: the stand-in
+generator, captioner and sentence models and every stage's start-up, which `stage_overhead_s`
+stands for.
 
 Seconds come from `rates`: seconds per image and per text position of each tower, measured with
 `measure_rates` (random-weight open_clip models of the same architectures on this machine), plus
-`stage_overhead_s` per DVC stage (process start, imports, model load, MLflow).
+`stage_overhead_s` per DVC stage.
 """
 
 from __future__ import annotations
@@ -80,13 +82,13 @@ def dataset_work(params: dict, name: str, length) -> list[Work]:
     embed, quality, finetune = params["embed"], params.get("quality") or {}, params.get("finetune") or {}
     prompts = _template_texts(name, params["prepare"].get("templates"))
     texts, positions = _positions(prompts, length)
-    for entry in [{"model": embed["model"], "pretrained": embed.get("pretrained")}, *embed.get("backbones", [])]:
-        model = clip_id(entry["model"], entry.get("pretrained"))
+    embedded = [clip_id(e["model"], e.get("pretrained")) for e in [embed, *embed.get("backbones", [])]]
+    for model in embedded:
         out += [Work("embed", model, "image", sum(sets.values())), Work("embed", model, "text", texts, positions)]
     if quality.get("clip_score_model"):
         model = clip_id(quality["clip_score_model"], quality.get("clip_score_pretrained"))
         classes = [f"a photo of a {c}" for c in get_dataset(name).classnames]
-        out += [Work("quality", model, "image", sets["generated"]),
+        out += [Work("quality", model, "image", 0 if model in embedded else sets["generated"]),
                 Work("quality", model, "text", *_positions(_chunks(classes, quality.get("batch_size", 256)), length))]
     if finetune:
         classes = get_dataset(name).num_classes
