@@ -159,7 +159,8 @@ def check_real_filter(p: dict, originals: Path, classnames: list[str]) -> None:
         raise GenBenchError(f"strategy part RF compares with the k-shot originals, but {where} does not exist; "
                             "run the prepare stage first (dvc repro prepare)")
     labels = storage.read_manifest(originals, ("class_index",))["class_index"]
-    absent = [name for c, name in enumerate(classnames) if c not in set(labels)]
+    present = set(labels)
+    absent = [name for c, name in enumerate(classnames) if c not in present]
     if absent:
         raise GenBenchError(f"strategy part RF needs k-shot originals of every class, but {originals} has none of "
                             f"class {absent[0]!r}; run the prepare stage again")

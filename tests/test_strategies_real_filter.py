@@ -140,11 +140,12 @@ CLASSES = 3
 PER_CLASS = 2
 
 
-def _project(root: Path, originals: bool = True, **overrides) -> Path:
+def _project(root: Path, originals: int = CLASSES, **overrides) -> Path:
+    """A digits project of CLASSES classes, two k-shot originals each of the first `originals`."""
     meta = {**DIGITS.metadata(), "classnames": [str(c) for c in range(CLASSES)]}
     storage.atomic_write_json(root / "data" / "digits" / "prepared" / "meta.json", meta)
     if originals:
-        _write_originals(root / "data" / "digits" / "prepared" / "original", per_class=2, classes=range(CLASSES))
+        _write_originals(root / "data" / "digits" / "prepared" / "original", per_class=2, classes=range(originals))
     settings = {"model": "tiny-sd", "strategies": ["ST+RF"], "images_per_class": PER_CLASS, "steps": 2, "batch_size": 2,
                 "shard_size": 4, "cf_model": "tiny-clip", "cf_pretrained": None, "cf_oversample": 1.0, "cf_fill": True,
                 "rf_neighbours": 1, **overrides}
@@ -218,9 +219,16 @@ def test_rerun_makes_nothing_and_new_neighbours_remake_the_shards(stage, monkeyp
 
 
 def test_rf_without_originals_is_refused_before_anything_is_written(tmp_path, monkeypatch):
-    root = _project(tmp_path, originals=False)
+    root = _project(tmp_path, originals=0)
     result = _run(root, monkeypatch)
     assert "RF compares with the k-shot originals" in str(result.exception)
+    assert not (root / "data" / "digits" / "generated").exists()
+
+
+def test_originals_lacking_a_class_are_refused(tmp_path, monkeypatch):
+    root = _project(tmp_path, originals=CLASSES - 1)
+    result = _run(root, monkeypatch)
+    assert f"has none of class '{CLASSES - 1}'" in str(result.exception)
     assert not (root / "data" / "digits" / "generated").exists()
 
 
