@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dvc_project import TINY_PROBED, checkout, dvc
 
 HEADLINE = "metrics/digits/headline/generated.json"
 QUEUED = {"qa": ("cler", "ranking", "cosine"), "qb": ("probe", "val_fraction", 0.3)}  # each reruns one cheap stage
 QUEUE_TIMEOUT_S = 900
-FIGURE_DATA = [f"reports/tables/figure{n}_data.csv" for n in (3, 4, 5, 6)]
 
 
 def _experiment(entries: list, name: str) -> dict | None:
@@ -93,7 +93,7 @@ def test_temp_experiment_keeps_headline_and_tracks_into_the_root_store(committed
     assert not list((committed / ".dvc" / "tmp").rglob("mlflow.db"))
 
 
-def test_two_queued_experiments_run_two_at_a_time_into_exp_show_and_the_root_store(baseline: Path):
+def test_two_queued_experiments_run_two_at_a_time_into_exp_show_and_the_root_store(baseline: Path, tmp_path: Path):
     for name, (section, key, value) in QUEUED.items():
         proc = dvc(baseline, "exp", "run", "--queue", "-S", f"{section}.{key}={value}", "-n", name)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -132,8 +132,13 @@ def test_two_queued_experiments_run_two_at_a_time_into_exp_show_and_the_root_sto
     (a_start, a_end), (b_start, b_end) = spans
     assert a_start < b_end and b_start < a_end  # the two ran at the same time, into one store
 
-    plots = dvc(baseline, "plots", "diff", *QUEUED, "--json")
+    plots = dvc(baseline, "plots", "diff", *QUEUED, "--json", "-o", str(tmp_path / "plots"))
     assert plots.returncode == 0, plots.stderr
-    drawn = {rev for path, images in json.loads(plots.stdout).items() if "_data.csv" in path or "data (" in path
-             for image in images for rev in image.get("revisions", [])}
-    assert drawn >= set(QUEUED), drawn
+    drawn = json.loads(plots.stdout)["data"]
+    figures = [title for plot in yaml.safe_load((baseline / "dvc.yaml").read_text())["plots"] if isinstance(plot, dict)
+               for title in plot]  # Figures 3-6 from their data
+    assert len(figures) == 4, figures
+    for title in figures:
+        (figure,) = drawn[title]
+        assert set(figure["revisions"]) == set(QUEUED), (title, figure["revisions"])
+        assert {row["rev"] for row in figure["content"]["data"]["values"]} == set(QUEUED), title
