@@ -31,8 +31,9 @@ def dvc_env() -> dict[str, str]:
     return env
 
 
-def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DVC, *args], cwd=root, env=dvc_env(), capture_output=True, text=True)
+def dvc(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`dvc ARGS` in `root`, in `dvc_env()` updated with `env`."""
+    return subprocess.run([DVC, *args], cwd=root, env={**dvc_env(), **(env or {})}, capture_output=True, text=True)
 
 
 def checkout(dest: Path, params: dict) -> Path:

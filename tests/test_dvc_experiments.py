@@ -21,6 +21,7 @@ from dvc_project import TINY_PROBED, checkout, dvc
 HEADLINE = "metrics/digits/headline/generated.json"
 QUEUED = {"qa": ("cler", "ranking", "cosine"), "qb": ("probe", "val_fraction", 0.3)}  # each reruns one cheap stage
 QUEUE_TIMEOUT_S = 900
+QUEUE_ENV = {"OMP_NUM_THREADS": "1"}  # docs/compare-runs.md: one torch thread per experiment, two experiments at a time
 
 
 def _experiment(entries: list, name: str) -> dict | None:
@@ -97,7 +98,7 @@ def test_two_queued_experiments_run_two_at_a_time_into_exp_show_and_the_root_sto
     for name, (section, key, value) in QUEUED.items():
         proc = dvc(baseline, "exp", "run", "--queue", "-S", f"{section}.{key}={value}", "-n", name)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    started = dvc(baseline, "queue", "start", "-j", "2")
+    started = dvc(baseline, "queue", "start", "-j", "2", env=QUEUE_ENV)
     assert started.returncode == 0, started.stderr
     deadline = time.monotonic() + QUEUE_TIMEOUT_S
     while (states := _queue_states(baseline)) and {"Queued", "Running"} & set(states.values()):
