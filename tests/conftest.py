@@ -78,11 +78,3 @@ def copy_project(dest: Path) -> Path:
 
     return copy(ROOT, dest)
 
-
-@pytest.fixture(scope="session")
-def tiny_baseline(tmp_path_factory) -> Path:
-    """One whole tiny pipeline run and committed (tests/dvc_project.py `baseline`), shared by the
-    tests that run real `dvc` commands; each works on its own copy (`shutil.copytree`)."""
-    from dvc_project import baseline
-
-    return baseline(tmp_path_factory.mktemp("baseline"))

@@ -44,11 +44,11 @@ def checkout(dest: Path, params: dict) -> Path:
     return root
 
 
-def baseline(dest: Path) -> Path:
-    """A user's baseline commit in `dest`: a fresh checkout on TINY_PROBED whose whole pipeline
-    `dvc repro` ran, committed with its dvc.lock, headline metrics and report tables."""
-    root = checkout(dest, TINY_PROBED)
-    proc = dvc(root, "repro")
+def baseline(dest: Path, params: dict, *targets: str) -> Path:
+    """A user's baseline commit in `dest`: a fresh checkout on `params` where `dvc repro TARGETS`
+    (all stages when none) ran, committed with its dvc.lock, headline metrics and report tables."""
+    root = checkout(dest, params)
+    proc = dvc(root, "repro", *targets)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     git_commit_all(root, "baseline")
     return root

@@ -1,5 +1,5 @@
-"""Faults under real `dvc repro`, on a copy of one finished tiny pipeline run (conftest's
-`tiny_baseline`, on the built-in tiny models): a failed stage's metrics come back with `dvc checkout`,
+"""Faults under real `dvc repro`, on a copy of one finished tiny pipeline run (cler@digits and what
+it needs, on the built-in tiny models): a failed stage's metrics come back with `dvc checkout`,
 and a SIGKILL of the whole `dvc repro` leaves no MLflow run RUNNING after the next `dvc repro`."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dvc_project import DVC, dvc, dvc_env
+from dvc_project import DVC, TINY, baseline, dvc, dvc_env
 
 CLER = Path("metrics/digits/cler.json")
 
@@ -36,10 +36,15 @@ def edit_params(root: Path, section: str, **values) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    return baseline(tmp_path_factory.mktemp("kit"), TINY, "cler@digits")
+
+
 @pytest.fixture
-def project(tiny_baseline: Path, tmp_path: Path) -> Path:
+def project(finished: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "project"
-    shutil.copytree(tiny_baseline, dest, symlinks=True)
+    shutil.copytree(finished, dest, symlinks=True)
     return dest
 
 
@@ -57,7 +62,7 @@ def test_dvc_checkout_brings_back_the_metrics_a_failed_stage_removed(project: Pa
 
 
 def test_a_sigkilled_dvc_repro_leaves_no_run_running_after_the_next_repro(project: Path):
-    edit_params(project, "generate", seed=1)  # generate reruns, long enough to kill mid-stage
+    edit_params(project, "generate", images_per_class=2, seed=1)  # generate reruns, long enough to kill mid-stage
     before = set(runs(project))
     proc = subprocess.Popen([DVC, "repro", "cler@digits"], cwd=project, env=dvc_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
