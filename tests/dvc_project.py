@@ -17,6 +17,7 @@ TINY = {
     "models": {"train": [], "deps": "models/README.md"},  # the built-in tiny models: no bootstrap stage
     "prepare": {"shots": 2},
     "generate": {"strategies": ["ST"], "images_per_class": 1, "steps": 2, "batch_size": 2, "shard_size": 4},
+    "finetune": {"model": "tiny-clip"},  # embed's built-in model (conftest BUILTIN_MODELS leaves finetune on the miniature)
 }
 TINY_PROBED = {**TINY, "generate": {**TINY["generate"], "images_per_class": 2}}  # the probe needs 2 per class
 

@@ -92,7 +92,7 @@ def test_temp_experiment_keeps_headline_and_tracks_into_the_root_store(committed
     assert not list((committed / ".dvc" / "tmp").rglob("mlflow.db"))
 
 
-@pytest.mark.slow  # not yet measured to the end on the shared machine (load average 15-60): the whole tiny pipeline, then two experiments
+@pytest.mark.slow  # the whole tiny pipeline, then two experiments: not yet run to the end (its fixture took 28 min to finetune at load 20)
 def test_two_queued_experiments_run_two_at_a_time_into_exp_show_and_the_root_store(reproduced: Path, tmp_path: Path):
     baseline = reproduced
     (baseline / "mlflow.db").unlink()  # as a clone that pulled its outputs: the two experiments create the store
