@@ -77,4 +77,3 @@ def copy_project(dest: Path) -> Path:
     from genbench.rehearsal.workdir import copy_project as copy
 
     return copy(ROOT, dest)
-
