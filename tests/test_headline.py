@@ -90,7 +90,7 @@ def test_dvc_metrics_show_fits_160_columns_for_the_embedded_default(tmp_path):
     their digits, through the kit's own dvc.yaml."""
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import copy_project
-    from test_dvc_faults import dvc
+    from dvc_project import dvc
 
     root = copy_project(tmp_path / "kit")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
