@@ -5,6 +5,9 @@ setting that comes within a target distance of the best CLER.
 A grid file (YAML) is `{points: [ {steps: 5, scheduler: ddim, ...}, ... ]}` or
 `{product: {steps: [5, 10], guidance_scale: [2.0, 5.0]}}` (every combination), or both; each point
 overrides keys of the `generate` params section.
+
+A point is scored (`score_features`) on the pipeline's own test features and zero-shot head (text
+features) exactly as the cler and probe stages score an image set, plus a bootstrap interval.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from genbench.errors import GenBenchError
 
 # keys of the generate section a grid point may set
 GRID_KEYS = ("steps", "scheduler", "guidance_scale", "images_per_class", "height", "width", "dtype", "strategies")
+# grid keys that change what the generator loads (genbench.executors.GenerationWorker.load_key):
+# points are run grouped by these, so the one loaded pipeline is reused by consecutive points
+LOAD_KEYS = ("scheduler", "dtype", "height", "strategies")
 TARGETS = (1.0, 2.0, 5.0)  # CLER points below the best that the cheapest-setting table asks for
 
 
@@ -70,6 +76,31 @@ def point_id(point: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def row_key(point: dict, context: dict) -> str:
+    """The name of a point's finished row: a hash of its settings and of everything else its row
+    depends on (`context`: the full generate settings, the scoring and pricing params, the thread
+    count), so a row made under other params is never taken for this one."""
+    text = json.dumps({"point": point, "context": context}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_order(points: Sequence[dict], generate: dict) -> list[dict]:
+    """`points` grouped by the settings that reload the generator (LOAD_KEYS), grid order within
+    a group."""
+    def load(point: dict) -> str:
+        return json.dumps([point.get(k, generate.get(k)) for k in LOAD_KEYS], default=str)
+
+    first = {}
+    for point in points:
+        first.setdefault(load(point), len(first))
+    return sorted(points, key=lambda p: first[load(p)])
+
+
+def is_default(point: dict, generate: dict) -> bool:
+    """Whether the point's settings are the generate section's own (the pipeline's setting)."""
+    return all(generate.get(k) == v for k, v in point.items())
+
+
 def point_label(point: dict) -> str:
     """A readable label of a point's settings, e.g. 'steps=10 scheduler=ddim'."""
     return " ".join(f"{k}={v}" for k, v in point.items())
@@ -84,6 +115,39 @@ def bootstrap_interval(score: Callable[[np.ndarray], float], n: int, *, draws: i
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def score_features(feats: np.ndarray, labels: np.ndarray, test_feats: np.ndarray, test_labels: np.ndarray,
+                   text_feats: np.ndarray, *, num_classes: int, metric: str, ranking: str, probe: dict,
+                   draws: int, seed: int, confidence: float) -> dict:
+    """One point's scores: CLER and CLER-ensemble (genbench.metrics.cler, as the cler stage), the
+    bootstrap interval of CLER over the test images, the linear probe (`probe`: the probe
+    section's seed, val_fraction, protocol) and label agreement."""
+    from genbench.metrics import cler, label_agreement
+    from genbench.probe import linear_probe
+
+    s = cler(feats, labels, test_feats, test_labels, num_classes=num_classes, text_feats=text_feats, metric=metric,
+             ranking=ranking)
+
+    def resampled(idx: np.ndarray) -> float:
+        return cler(feats, labels, test_feats[idx], test_labels[idx], num_classes=num_classes, metric=metric,
+                    ranking=ranking)["cler"]
+
+    ci = bootstrap_interval(resampled, len(test_feats), draws=draws, seed=seed, confidence=confidence)
+    pr = linear_probe(feats, labels, test_feats, test_labels, metric=metric, seed=probe["seed"],
+                      val_fraction=probe["val_fraction"], protocol=probe["protocol"], num_classes=num_classes)
+    return {"cler": s["cler"], "cler_ci": list(ci), "cler_ensemble": s["cler_ensemble"], "probe": pr["score"],
+            "label_agreement": label_agreement(feats, labels, text_feats)}
+
+
+def reference_scores(test_feats: np.ndarray, test_labels: np.ndarray, text_feats: np.ndarray, original: np.ndarray,
+                     original_labels: np.ndarray, *, num_classes: int, metric: str, ranking: str) -> dict:
+    """Zero-shot CLIP and the original data's CLER on the same test set (the figure's reference lines)."""
+    from genbench.metrics import cler, zero_shot
+
+    zs = zero_shot(test_feats, test_labels, text_feats, metric=metric, ranking=ranking)
+    o = cler(original, original_labels, test_feats, test_labels, num_classes=num_classes, metric=metric, ranking=ranking)
+    return {"zero_shot": zs, "original_cler": o["cler"]}
 
 
 def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:

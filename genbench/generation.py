@@ -34,7 +34,7 @@ from genbench.datasets.base import DatasetSpec
 from genbench.errors import GenBenchError
 from genbench.prompts import PromptSources, Strategy, build_prompts, parse_strategy
 from genbench.seeding import class_rng, image_seed
-from genbench.strategies.clip_filter import select_passing
+from genbench.strategies.selection import filter_rules, select_passing
 from genbench.strategies.guidance import ReferenceImage, image_to_image_pipeline, init_image
 
 OUT_OF_MEMORY: tuple[type[BaseException], ...] = tuple(
@@ -72,7 +72,8 @@ class GenerationSettings:
 class PlanInputs:
     """What strategies beyond ST/DT/NP/RD plan with: texts made by models (CE/LE, CiP), reference
     images by init part and class (RG: 'RG' -> originals, RA: 'RA' -> retrieved), the
-    image-to-image strength per init part, and the CF candidate oversampling."""
+    image-to-image strength per init part, and the candidate oversampling of filtered (CF, RF)
+    strategies."""
 
     sources: PromptSources = field(default_factory=PromptSources)
     references: Mapping[str, Mapping[int, Sequence[ReferenceImage]]] = field(default_factory=dict)
@@ -81,8 +82,9 @@ class PlanInputs:
 
 
 def candidates_per_class(strategy: Strategy, images_per_class: int, oversample: float) -> int:
-    """Images planned per class: n, or ceil(n * (1 + oversample)) for a filtered strategy."""
-    return math.ceil(images_per_class * (1.0 + oversample)) if strategy.filter else images_per_class
+    """Images planned per class: n, or ceil(n * (1 + oversample)) for a filtered strategy (CF, RF
+    or both: one oversampling, so a strategy with both filters plans as many as one with either)."""
+    return math.ceil(images_per_class * (1.0 + oversample)) if strategy.filters else images_per_class
 
 
 def plan_jobs(ds: DatasetSpec, strategies: Iterable[str], images_per_class: int, global_seed: int,
@@ -135,7 +137,7 @@ def shards_of(jobs: list[ImageJob], shard_size: int) -> list[list[ImageJob]]:
 
 def shard_plan_hash(jobs: list[ImageJob], generator_id: dict, settings: GenerationSettings, extra: dict | None = None) -> str:
     """What a shard's content depends on: its jobs, the generator, the settings and `extra`
-    (models whose outputs are stored in the rows, e.g. the CF model)."""
+    (what the rows' stored scores depend on, e.g. the CF model, RF's originals and neighbours)."""
     payload = [[asdict(j) for j in jobs], generator_id, asdict(settings)] + ([extra] if extra else [])
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -298,16 +300,20 @@ def canonical_row(row: dict) -> dict:
 
 
 def select_images(rows: list[dict], images_per_class: int, threshold: float, fill: bool) -> tuple[list[dict], list[dict]]:
-    """Apply the CF filter to the rows of filtered strategies (rows carrying 'cf_confidence'):
-    (kept rows in their original order, dropped rows with 'cf_status'); other rows are kept."""
+    """Apply the filters of filtered strategies (CF rows carry 'cf_confidence', RF rows
+    'rf_own_share'; `threshold` is CF's) per strategy and class, as genbench.strategies.selection
+    says: (kept rows in their original order, dropped rows), both with 'filter_status'; rows of
+    other strategies are kept as they are."""
+    rules = filter_rules(threshold)
     groups: dict[tuple[str, int], list[dict]] = {}
     for row in rows:
-        if parse_strategy(row["strategy"]).filter:
+        if parse_strategy(row["strategy"]).filters:
             groups.setdefault((row["strategy"], int(row["class_index"])), []).append(row)
     status: dict[str, dict] = {}
     dropped: list[dict] = []
-    for candidates in groups.values():
-        kept, gone = select_passing(candidates, images_per_class, threshold, fill)
+    for (strategy, _), candidates in groups.items():
+        parts = parse_strategy(strategy).filters
+        kept, gone = select_passing(candidates, images_per_class, [r for p, r in rules.items() if p in parts], fill)
         status.update({r["key"]: r for r in kept})
         dropped.extend(gone)
     filtered = {strategy for strategy, _ in groups}

@@ -1,7 +1,7 @@
 """Prompt strategies of GenBench (Section 3.2 of the paper) and of the two related papers.
 
 A strategy name is a base followed by parts joined with '+', as the papers write them:
-`DT+NP+RD`, `LE+CF`, `CiP+RG`, `DT+TI`. The base makes the prompt text; each other part changes
+`DT+NP+RD`, `LE+CF`, `CiP+RG`, `DT+TI`, `ST+RF`. The base makes the prompt text; each other part changes
 the prompts, the class name used in them, the image the generation starts from, or which images
 are kept.
 
@@ -28,6 +28,9 @@ Image parts, carried out by `genbench.generation` with `genbench.strategies`:
 - RA, retrieval augmented: image-to-image from retrieved images of the class.
 - CF, CLIP filter: keep images whose CLIP zero-shot confidence for their own class passes a
   threshold.
+- RF, real filter (He et al. 2023, Sec. 4): keep images whose nearest few-shot original images,
+  by cosine of CLIP features, are mostly (ties kept) of their own class.
+CF and RF may be combined (`LE+CF+RF`): an image is kept when it passes both.
 """
 
 from __future__ import annotations
@@ -153,7 +156,10 @@ NAME_MODIFIERS: dict[str, NameModifier] = {"TI": inversion_token}
 # Image parts: abbreviation -> the reference image set an image-to-image generation starts from.
 INIT_SOURCES: dict[str, str] = {"RG": "original", "RA": "retrieved"}
 # Filters: abbreviation -> what decides which generated images are kept.
-FILTERS: dict[str, str] = {"CF": "CLIP zero-shot confidence for the image's own class"}
+FILTERS: dict[str, str] = {
+    "CF": "CLIP zero-shot confidence for the image's own class",
+    "RF": "share of the image's nearest few-shot originals (CLIP features) that are of its own class",
+}
 
 BASES_WITH_NAMES = ("ST", "DT", "CiP")  # bases whose prompts contain the class name as given
 
@@ -167,7 +173,12 @@ class Strategy:
     modifiers: tuple[str, ...] = ()
     name_modifier: str | None = None
     init: str | None = None
-    filter: str | None = None
+    filters: tuple[str, ...] = ()
+
+    @property
+    def filter(self) -> str | None:
+        """The filter parts joined as written in FILTERS' order ('CF', 'RF', 'CF+RF'), or None."""
+        return "+".join(self.filters) or None
 
     @property
     def tag(self) -> str:
@@ -192,7 +203,7 @@ def parse_strategy(name: str) -> Strategy:
         )
     if len(set(rest)) != len(rest):
         raise GenBenchError(f"unknown prompt strategy {name!r}: a part is repeated; write each part once")
-    modifiers, name_mod, init, filt = [], None, None, None
+    modifiers, name_mod, init, filters = [], None, None, set()
     for part in rest:
         if part in MODIFIERS:
             modifiers.append(part)
@@ -203,13 +214,14 @@ def parse_strategy(name: str) -> Strategy:
                 raise GenBenchError(f"unknown prompt strategy {name!r}: {init} and {part} both choose the starting image; use one")
             init = part
         elif part in FILTERS:
-            filt = part
+            filters.add(part)
         else:
             raise GenBenchError(f"unknown prompt strategy {name!r}: part {part!r} is not one of {_all_parts()}")
     if name_mod and base not in BASES_WITH_NAMES:
         raise GenBenchError(f"unknown prompt strategy {name!r}: {name_mod} replaces the class name, which only "
                             f"{', '.join(BASES_WITH_NAMES)} put in their prompts; use e.g. DT+{name_mod}")
-    return Strategy(name=str(name), base=base, modifiers=tuple(modifiers), name_modifier=name_mod, init=init, filter=filt)
+    return Strategy(name=str(name), base=base, modifiers=tuple(modifiers), name_modifier=name_mod, init=init,
+                    filters=tuple(f for f in FILTERS if f in filters))
 
 
 def build_prompts(name: str | Strategy, ds: DatasetSpec, cls: int, count: int, rng: np.random.Generator,

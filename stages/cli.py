@@ -105,6 +105,12 @@ def cli() -> None:
 
 
 def main() -> None:
+    from stages.experiment_code import experiment_copy, own_code_argv
+
+    copy = experiment_copy()
+    if copy is not None:
+        argv, env = own_code_argv(copy, sys.argv)
+        os.execve(argv[0], argv, env)
     cli(prog_name="genbench")
 
 

@@ -1,8 +1,14 @@
-"""Stage `frontier`: a grid of generation settings (genbench.frontier), each point generated,
-embedded, scored and priced through the generate, embed, cler and probe stages' own code, metered
-like any stage (cost.meter, priced by cost.ledger). Each finished point is one JSON file under
-data/<dataset>/frontier/points (written atomically, never recomputed); the rows, the Pareto figure
-and the cheapest-within-target table are built from those files.
+"""Stage `frontier`: a grid of generation settings (genbench.frontier), each point generated and
+embedded through the generate and embed stages' own code (stages.generate.make_work, the embed
+executors), metered and priced like any stage (stages.runner.price_readings, so the same meter and
+price path as the cost ledger), and scored by genbench.frontier.score_features on the pipeline's
+own test and text features. Each finished point is one JSON file under data/<dataset>/frontier/
+points, named by genbench.frontier.row_key (its settings and every param its row depends on),
+written atomically and never recomputed; each is also an MLflow run nested under the stage's run.
+The rows, the Pareto figure and the cheapest-within-target table are built from those files.
+
+Points run on `frontier.cpu_threads` torch threads (null: torch's own count), grouped so that the
+loaded generator and CLIP model are reused from one point to the next.
 
 Outputs: metrics/<dataset>/frontier.json and data/<dataset>/frontier/frontier.{png,md}; the report stage
 draws reports/figures/frontier.png and puts the table in reports/index.md from frontier.json.
@@ -17,27 +23,33 @@ from pathlib import Path
 
 import click
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from cost.ledger import price_reading, usd_per_image_by_data_type
+from cost.ledger import LedgerRow, usd_per_image_by_data_type
 from cost.meter import Meter
 from cost.prices import load_snapshot
 from genbench import storage
+from genbench.errors import GenBenchError
 from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, ExecutorOptions, load_encoder
+from genbench.executors.workers import torch_threads
 from genbench.features import load_features
 from genbench.frontier import (
-    bootstrap_interval,
+    GRID_KEYS,
     cheapest_within,
     frontier_figure,
+    is_default,
     load_grid,
     pareto_front,
     point_id,
     point_label,
+    reference_scores,
+    row_key,
+    run_order,
+    score_features,
     table_markdown,
 )
 from genbench.labels import feature_labels
-from genbench.metrics import cler, label_agreement, zero_shot
-from genbench.probe import linear_probe
 from stages import embed as embed_stage
 from stages import generate as generate_stage
 from stages.cler import SCHEMA as CLER_SCHEMA
@@ -46,15 +58,20 @@ from stages.inputs import DatasetPaths
 from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive, read_params_file, validate_section
 from stages.probe import SCHEMA as PROBE_SCHEMA
-from stages.runner import StageResult, pricing_params, run_stage
+from stages.runner import StageResult, current_tracker, price_readings, pricing_params, run_stage
 
 SCHEMA = {
+    "datasets": Field(list, [], help="datasets dvc.yaml runs the stage frontier@D for ([]: none; `genbench frontier --dataset D` runs any)"),
     "grid": Field(str, "profiles/frontier/embedded.yaml", help="YAML grid of generate settings (genbench.frontier)"),
     "bootstrap_draws": Field(int, 200, positive, help="bootstrap resamples of the test images per point"),
     "confidence": Field(float, 0.95, lambda v: None if 0 < v < 1 else "must lie in (0, 1)"),
     "seed": Field(int, 0, non_negative, help="seeds the bootstrap resamples"),
+    "cpu_threads": Field((int, type(None)), None, lambda v: None if v is None or v >= 1 else "must be 1 or more, or null",
+                         help="torch CPU threads the points run on (null: torch's own count)"),
     "keep_images": Field(bool, False, help="keep each point's generated shards (false: only its JSON row)"),
 }
+# frontier params a finished row depends on (the others say where and whether to keep files)
+ROW_PARAMS = ("bootstrap_draws", "confidence", "seed")
 
 
 @dataclass(frozen=True)
@@ -72,136 +89,155 @@ class PointPaths(DatasetPaths):
         return self.root / "samples.png"
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """What every point is scored against: the pipeline's test and text features, loaded once."""
+
+    test_feats: np.ndarray
+    test_labels: np.ndarray
+    text_feats: np.ndarray
+    num_classes: int
+    metric: str
+    task: str
+
+    @classmethod
+    def of(cls, paths: DatasetPaths) -> "Scoring":
+        meta = paths.read_meta()
+        test_feats, test_labels = real_test_set(paths)
+        text_feats, _, _ = load_features(paths.features / "text.safetensors")
+        return cls(test_feats, test_labels, text_feats, len(meta["classnames"]), meta["metric"], meta.get("task", "multiclass"))
+
+
 def points_dir(paths: DatasetPaths) -> Path:
     return Path("data") / paths.dataset / "frontier" / "points"
 
 
-def pending(points: list[dict], folder: Path) -> list[dict]:
+def row_context(sections: dict, pricing: dict, threads: int) -> dict:
+    """Everything besides a point's own settings that its row depends on (genbench.frontier.row_key)."""
+    return {"generate": sections["generate"], "embed": sections["embed"], "cler": {"ranking": sections["cler"]["ranking"]},
+            "probe": sections["probe"], "frontier": {k: sections["frontier"][k] for k in ROW_PARAMS}, "pricing": pricing,
+            "cpu_threads": threads}
+
+
+def pending(points: list[dict], folder: Path, context: dict) -> list[dict]:
     """The points with no finished row in `folder` yet (a finished row is never recomputed)."""
-    return [p for p in points if not (folder / f"{point_id(p)}.json").is_file()]
+    return [p for p in points if not (folder / f"{row_key(p, context)}.json").is_file()]
 
 
-def _priced(reading, snapshot, sku, data_type) -> dict:
-    return price_reading(reading, snapshot, override_sku=sku, data_type=data_type).to_dict()
+def _metered(stage: str, work, snapshot, pricing: dict, data_type: str | None):
+    """`work() -> (result, items, worker readings)` inside a Meter, as run_stage meters a stage;
+    (result, its priced ledger rows)."""
+    with Meter(stage) as meter:
+        result, items, readings = work()
+        meter.add_items(0 if readings else items)
+    own, workers = price_readings(meter.reading, readings, snapshot, pricing["sku"], data_type)
+    return result, [own, *workers]
 
 
-def run_point(point: dict, sections: dict, paths: DatasetPaths, pricing: dict, executor: str, address: str | None) -> dict:
-    """One grid point through generate, embed, cler and probe; its row with both meter readings."""
+def run_point(point: dict, sections: dict, paths: DatasetPaths, scoring: Scoring, pricing: dict, executor: str,
+              address: str | None) -> dict:
+    """One grid point through generate, embed and the scores; its row with its priced ledger rows."""
     snapshot = load_snapshot(pricing["snapshot"])
     settings = {**sections["generate"], **point}
     generate_stage.check_values(settings)
     where = points_dir(paths) / f"{point_id(point)}.work"
     point_paths = PointPaths(paths.dataset, root=where)
-    with Meter("generate") as meter:
+
+    def generate():
         gen = generate_stage.make_work(point_paths, None, executor, address)(settings)
-        meter.add_items(0 if gen.worker_readings else gen.items)
-    rows = [_priced(meter.reading, snapshot, pricing["sku"], "generated")]
-    rows += [_priced(_reading(r), snapshot, pricing["sku"], "generated") for r in gen.worker_readings]
+        return gen, gen.items, gen.worker_readings
+
+    _, rows = _metered("generate", generate, snapshot, pricing, "generated")
 
     e = sections["embed"]
     worker = EmbeddingWorker(e["model"], e["pretrained"], seed=e["seed"], device=e["device"], batch_size=e["batch_size"],
                              decode_workers=e["workers"])
-    meta = paths.read_meta()
-    with Meter("embed") as meter:
+
+    def embed():
         loaded = load_encoder(worker if executor == "local" else replace(worker, device="cpu"))
         run = EMBED_EXECUTORS[executor]({"generated": point_paths.generated}, replace(worker, weights_sha256=loaded.weights_sha256),
-                                        options=ExecutorOptions(address=address, meter=Meter))
+                                        options=ExecutorOptions(address=address, meter=Meter), progress=False)
         got = run.sets["generated"]
-        meter.add_items(0 if run.readings else len(got.features))
-    rows.append(_priced(meter.reading, snapshot, pricing["sku"], None))
-    rows += [_priced(_reading(r), snapshot, pricing["sku"], None) for r in run.readings]
+        return got, len(got.features), run.readings
 
-    labels = targets(paths, feature_labels(got.manifest, meta.get("task", "multiclass"), len(meta["classnames"])), "generated labels")
-    scores = score_point(got.features, labels, paths, sections)
-    if not sections["frontier"]["keep_images"]:
+    got, embed_rows = _metered("embed", embed, snapshot, pricing, None)
+    rows += embed_rows
+
+    labels = targets(paths, feature_labels(got.manifest, scoring.task, scoring.num_classes), "generated labels")
+    f = sections["frontier"]
+    scores = score_features(got.features, labels, scoring.test_feats, scoring.test_labels, scoring.text_feats,
+                            num_classes=scoring.num_classes, metric=scoring.metric, ranking=sections["cler"]["ranking"],
+                            probe=sections["probe"], draws=f["bootstrap_draws"], seed=f["seed"], confidence=f["confidence"])
+    if not f["keep_images"]:
         shutil.rmtree(where, ignore_errors=True)
-    from cost.ledger import LedgerRow
-
     usd = usd_per_image_by_data_type([LedgerRow.from_dict(r) for r in rows], human_usd_per_image=0.0)["generated"]
     return {"id": point_id(point), "settings": point, "images": int(len(got.features)),
             "seconds": sum(r["wall_s"] for r in rows), "usd_per_image": usd, **scores, "ledger_rows": rows}
 
 
-def _reading(data: dict):
-    from cost.meter import Reading
-
-    return Reading.from_dict(data)
-
-
-def score_point(feats: np.ndarray, labels: np.ndarray, paths: DatasetPaths, sections: dict) -> dict:
-    """CLER (with its bootstrap interval over test images), CLER-ensemble, probe and label
-    agreement of one point's generated features, as the cler and probe stages score them."""
-    meta = paths.read_meta()
-    test_feats, test_labels = real_test_set(paths)
-    text_feats, _, _ = load_features(paths.features / "text.safetensors")
-    n, metric, ranking = len(meta["classnames"]), meta["metric"], sections["cler"]["ranking"]
-    s = cler(feats, labels, test_feats, test_labels, num_classes=n, text_feats=text_feats, metric=metric, ranking=ranking)
-    f = sections["frontier"]
-
-    def resampled(idx: np.ndarray) -> float:
-        return cler(feats, labels, test_feats[idx], test_labels[idx], num_classes=n, metric=metric, ranking=ranking)["cler"]
-
-    ci = bootstrap_interval(resampled, len(test_feats), draws=f["bootstrap_draws"], seed=f["seed"], confidence=f["confidence"])
-    pr = sections["probe"]
-    probe = linear_probe(feats, labels, test_feats, test_labels, metric=metric, seed=pr["seed"], val_fraction=pr["val_fraction"],
-                         protocol=pr["protocol"], num_classes=n)
-    return {"cler": s["cler"], "cler_ci": list(ci), "cler_ensemble": s["cler_ensemble"], "probe": probe["score"],
-            "label_agreement": label_agreement(feats, labels, text_feats)}
-
-
-def reference_scores(paths: DatasetPaths, sections: dict) -> dict:
-    """Zero-shot CLIP and the original data's CLER on the same test set (the figure's reference lines)."""
-    meta = paths.read_meta()
-    test_feats, test_labels = real_test_set(paths)
-    text_feats, _, _ = load_features(paths.features / "text.safetensors")
-    orig, orig_labels, _ = load_features(paths.features / "original.safetensors")
-    ranking, metric, n = sections["cler"]["ranking"], meta["metric"], len(meta["classnames"])
-    zs = zero_shot(test_feats, test_labels, text_feats, metric=metric, ranking=ranking)
-    o = cler(orig, targets(paths, orig_labels, "original labels"), test_feats, test_labels, num_classes=n, metric=metric, ranking=ranking)
-    return {"zero_shot": zs, "original_cler": o["cler"]}
+def read_sections(params_file: str, frontier: dict) -> dict:
+    """The frontier section with the generate, embed, cler and probe sections it runs and scores with."""
+    all_params = read_params_file(params_file)
+    return {"frontier": frontier,
+            "generate": validate_section(all_params.get("generate"), "generate", generate_stage.SCHEMA),
+            "embed": validate_section(all_params.get("embed"), "embed", embed_stage.SCHEMA),
+            "cler": validate_section(all_params.get("cler"), "cler", CLER_SCHEMA),
+            "probe": validate_section(all_params.get("probe"), "probe", PROBE_SCHEMA)}
 
 
 def make_work(paths: DatasetPaths, params_file: str, grid_file: str | None, executor: str, address: str | None):
     def work(p: dict) -> StageResult:
-        all_params = read_params_file(params_file)
-        sections = {"frontier": p, "generate": validate_section(all_params.get("generate"), "generate", generate_stage.SCHEMA),
-                    "embed": validate_section(all_params.get("embed"), "embed", embed_stage.SCHEMA),
-                    "cler": validate_section(all_params.get("cler"), "cler", CLER_SCHEMA),
-                    "probe": validate_section(all_params.get("probe"), "probe", PROBE_SCHEMA)}
-        pricing = pricing_params(all_params)
+        sections = read_sections(params_file, p)
+        pricing = pricing_params(read_params_file(params_file))
         points = load_grid(grid_file or p["grid"])
+        threads = p["cpu_threads"] or torch.get_num_threads()
+        context = row_context(sections, pricing, threads)
         folder = points_dir(paths)
         folder.mkdir(parents=True, exist_ok=True)
-        computed = 0
-        for point in tqdm(pending(points, folder), desc="frontier", unit="point"):
-            out = folder / f"{point_id(point)}.json"
-            row = run_point(point, sections, paths, pricing, executor, address)
-            storage.atomic_write_json(out, row)
-            log_point_run(row, all_params.get("profile", "embedded"), paths.dataset, params_file)
-            computed += 1
-        rows = [json.loads((folder / f"{point_id(pt)}.json").read_text()) for pt in points]
-        return summarise(rows, paths, sections, computed)
+        scoring = Scoring.of(paths)
+        todo = run_order(pending(points, folder, context), sections["generate"])
+        with torch_threads(threads):
+            for point in tqdm(todo, desc="frontier", unit="point"):
+                row = run_point(point, sections, paths, scoring, pricing, executor, address)
+                storage.atomic_write_json(folder / f"{row_key(point, context)}.json", row)
+                log_point_run(row, sections["generate"], paths.dataset)
+        rows = [json.loads((folder / f"{row_key(pt, context)}.json").read_text()) for pt in points]
+        return summarise(rows, paths, sections, scoring, len(todo))
 
     return work
 
 
-def log_point_run(row: dict, profile: str, dataset: str, params_file: str) -> None:
-    """The point as its own MLflow child run: its settings as params, its scores and cost as metrics."""
-    from stages.tracking import StageTracker
+def log_point_run(row: dict, generate: dict, dataset: str) -> None:
+    """The point as an MLflow run nested under the stage's run: every grid setting as a param (the
+    point's or the generate section's), its scores and cost as metrics, so the MLflow UI's
+    parallel-coordinates and scatter views compare the points."""
+    from mlflow.entities import Metric, Param
 
-    with StageTracker("frontier-point", profile, row["settings"], run_name=f"frontier@{dataset}:{point_label(row['settings'])}",
-                      tags={"dataset": dataset, "frontier_point": row["id"]}, params_file=params_file) as tracker:
-        tracker.log_metrics({k: row[k] for k in ("cler", "cler_ensemble", "probe", "label_agreement", "usd_per_image",
-                                                 "seconds", "images")}
-                            | {"cler_ci_low": row["cler_ci"][0], "cler_ci_high": row["cler_ci"][1]})
+    from stages.tracking import DATASET_TAG, KIND_TAG, STAGE_TAG
+
+    tracker = current_tracker()
+    if tracker is None:
+        return
+    client, now = tracker.client, int(__import__("time").time() * 1000)
+    settings = {**generate, **row["settings"]}
+    run = client.create_run(tracker.experiment_id, run_name=f"frontier@{dataset}:{point_label(row['settings'])}",
+                            tags={"mlflow.parentRunId": tracker.run_id, STAGE_TAG: "frontier", "dvc_stage": "frontier",
+                                  KIND_TAG: "frontier-point", DATASET_TAG: dataset, "frontier_point": row["id"]})
+    values = {k: row[k] for k in ("cler", "cler_ensemble", "probe", "label_agreement", "usd_per_image", "seconds", "images")}
+    values |= {"cler_ci_low": row["cler_ci"][0], "cler_ci_high": row["cler_ci"][1]}
+    client.log_batch(run.info.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items() if v is not None],
+                     params=[Param(k, str(settings[k])) for k in GRID_KEYS])
+    client.set_terminated(run.info.run_id, status="FINISHED")
 
 
-def summarise(rows: list[dict], paths: DatasetPaths, sections: dict, computed: int) -> StageResult:
-    refs = reference_scores(paths, sections)
+def summarise(rows: list[dict], paths: DatasetPaths, sections: dict, scoring: Scoring, computed: int) -> StageResult:
+    orig, orig_labels, _ = load_features(paths.features / "original.safetensors")
+    refs = reference_scores(scoring.test_feats, scoring.test_labels, scoring.text_feats,
+                            orig, targets(paths, orig_labels, "original labels"), num_classes=scoring.num_classes,
+                            metric=scoring.metric, ranking=sections["cler"]["ranking"])
     front = pareto_front([r["usd_per_image"] for r in rows], [r["cler"] for r in rows])
     table = cheapest_within(rows)
-    g = sections["generate"]
-    default = next((r for r in rows if all(g.get(k) == v for k, v in r["settings"].items())), None)
+    default = next((r for r in rows if is_default(r["settings"], sections["generate"])), None)
     out = paths.metrics / "frontier.json"
     public = [{k: v for k, v in r.items() if k != "ledger_rows"} | {"pareto": i in front} for i, r in enumerate(rows)]
     storage.atomic_write_json(out, {"points": public, "pareto": [rows[i]["id"] for i in front], "table": table,
@@ -231,13 +267,18 @@ def command(params_file: str, dataset: str | None, grid_file: str | None, execut
 
     Each point is generated, embedded, scored (CLER with a bootstrap interval, CLER-ensemble,
     probe, label agreement) and priced; a finished point is kept under data/D/frontier/points and
-    never recomputed. Writes metrics/D/frontier.json, reports/figures/frontier.png and
-    reports/tables/frontier.md."""
+    never recomputed. Writes metrics/D/frontier.json and data/D/frontier/frontier.{png,md};
+    `genbench report` draws reports/figures/frontier.png and its table from them."""
     name = resolve_dataset(params_file, dataset)
     paths = DatasetPaths(name)
 
     def checks(p: dict) -> None:
-        load_grid(grid_file or p["grid"])
+        generate = read_sections(params_file, p)["generate"]
+        for point in load_grid(grid_file or p["grid"]):
+            try:
+                generate_stage.check_values({**generate, **point})
+            except GenBenchError as exc:
+                raise GenBenchError(f"frontier grid point {point_label(point)!r}: {exc}") from None
         paths.require(*(paths.features / f"{s}.safetensors" for s in ("test", "text", "original")), paths.prepared / "meta.json")
 
     run_stage("frontier", params_file, SCHEMA, make_work(paths, params_file, grid_file, executor, address), checks, dataset=name)

@@ -2,7 +2,7 @@
 per image, resumable after a crash, plus a sample grid.
 
 Outputs in data/<dataset>/generated: shard-*.tar/.done, manifest.parquet (the images kept),
-dropped.parquet (CF candidates not kept, with confidence and reason; only with CF) and
+dropped.parquet (CF/RF candidates not kept, with their scores and reason; only with CF or RF) and
 strategy-texts.json (LE sentences and CiP captions used; only with those strategies).
 """
 
@@ -82,8 +82,9 @@ SCHEMA = {
     "cf_model": Field(str, "ViT-B-32", help="CF CLIP model: tiny-clip, local-dir:PATH or an open_clip name"),
     "cf_pretrained": Field((str, type(None)), "openai"),
     "cf_threshold": Field((float, type(None)), None, probability, help="null: 1 / number of classes (He et al.)"),
-    "cf_oversample": Field(float, 0.5, non_negative, help="extra candidates per class, as a fraction of images_per_class"),
-    "cf_fill": Field(bool, True, help="fill a class short of passing images with its most confident others"),
+    "cf_oversample": Field(float, 0.5, non_negative, help="CF/RF: extra candidates per class, as a fraction of images_per_class"),
+    "cf_fill": Field(bool, True, help="CF/RF: fill a class short of passing images with its best others"),
+    "rf_neighbours": Field(int, 1, positive, help="RF: nearest k-shot originals whose majority must be of the image's class"),
     "rg_strength": Field(float, 0.8, strength, help="RG image-to-image noise strength"),
     "ra_strength": Field(float, 0.8, strength, help="RA image-to-image noise strength"),
     "ra_images": Field(str, "data/{dataset}/retrieved", help="RA: retrieved image set or per-class folder"),
@@ -140,11 +141,32 @@ def check(p: dict, dataset: str | None = None) -> None:
         check_model_folder(p[key], f"generate.{key}")
     if any(s.filter for s in strategies):
         check_clip_source(p["cf_model"], p["cf_pretrained"])
+    if dataset is not None and any("RF" in s.filters for s in strategies):
+        paths = DatasetPaths(dataset)
+        check_real_filter(p, paths.prepared / "original", paths.read_meta()["classnames"])
     if dataset is not None:
         for key, part in (("ra_images", "RA"), ("ti_embeddings", "TI")):
             if any(part in (s.init, s.name_modifier) for s in strategies) and not dataset_path(p[key], dataset).exists():
                 raise GenBenchError(f"strategy {part} reads params key 'generate.{key}' = {p[key]!r}, but "
                                     f"{dataset_path(p[key], dataset)} does not exist; make it first (see docs/generation.md)")
+
+
+def check_real_filter(p: dict, originals: Path, classnames: list[str]) -> None:
+    """RF compares each candidate with the k-shot originals: they must exist, hold every class and
+    at least `rf_neighbours` images."""
+    where = originals / storage.MANIFEST
+    if not where.is_file():
+        raise GenBenchError(f"strategy part RF compares with the k-shot originals, but {where} does not exist; "
+                            "run the prepare stage first (dvc repro prepare)")
+    labels = storage.read_manifest(originals, ("class_index",))["class_index"]
+    present = set(labels)
+    absent = [name for c, name in enumerate(classnames) if c not in present]
+    if absent:
+        raise GenBenchError(f"strategy part RF needs k-shot originals of every class, but {originals} has none of "
+                            f"class {absent[0]!r}; run the prepare stage again")
+    if p["rf_neighbours"] > len(labels):
+        raise GenBenchError(f"params key 'generate.rf_neighbours' = {p['rf_neighbours']} exceeds the {len(labels)} k-shot "
+                            f"originals in {originals}; use at most {len(labels)}")
 
 
 def dataset_path(template: str, dataset: str) -> Path:
@@ -189,8 +211,9 @@ def _model_label(info: dict) -> str:
     return f"{info['model']}@{info['revision']}" if info.get("revision") else info["model"]
 
 
-def _worker(p: dict, ds, strategies: list[Strategy], settings: GenerationSettings) -> GenerationWorker:
-    """What a worker loads: the configured pipeline, TI tokens, torch.compile, the CLIP filter.
+def _worker(p: dict, ds, strategies: list[Strategy], settings: GenerationSettings, originals: Path) -> GenerationWorker:
+    """What a worker loads: the configured pipeline, TI tokens, torch.compile, the CLIP filter,
+    RF's k-shot originals (the image set `originals`).
     The weights are hashed before TI tokens are added and before torch.compile."""
     uses_ti, uses_cf = any(s.name_modifier == "TI" for s in strategies), any(s.filter for s in strategies)
     return GenerationWorker(
@@ -200,10 +223,11 @@ def _worker(p: dict, ds, strategies: list[Strategy], settings: GenerationSetting
         inversion_tokens=tuple(inversion_token(ds, c) for c in range(ds.num_classes)) if uses_ti else (),
         filter_model=p["cf_model"] if uses_cf else None, filter_pretrained=p["cf_pretrained"],
         classnames=tuple(ds.classnames), templates=tuple(ds.templates),
+        real_filter_set=str(originals) if any("RF" in s.filters for s in strategies) else None,
     )
 
 
-def _strategy_fields(s: Strategy, texts: dict, ident: dict) -> dict:
+def _strategy_fields(s: Strategy, texts: dict, ident: dict, rf_neighbours: int) -> dict:
     """Manifest fields naming the models behind a strategy's images (also in its shards' plan hash)."""
     out = {}
     if s.base in ("CE", "LE"):
@@ -215,6 +239,9 @@ def _strategy_fields(s: Strategy, texts: dict, ident: dict) -> dict:
     if s.filter:
         out["filter_model"] = ident["filter_name"]
         out["filter_weights_sha256"] = ident["filter_weights_sha256"]
+    if "RF" in s.filters:
+        out["rf_originals_sha256"] = ident["rf_originals_sha256"]
+        out["rf_neighbours"] = rf_neighbours
     return out
 
 
@@ -228,7 +255,7 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         by_name = {s.name: s for s in strategies}
         settings = GenerationSettings(p["height"], p["width"], p["steps"], p["guidance_scale"], p["batch_size"])
 
-        worker = _worker(p, ds, strategies, settings)
+        worker = _worker(p, ds, strategies, settings, paths.prepared / "original")
         # The hashes the manifest pins come from this process's copy of the models; with Ray the
         # workers load their own (and check them against these), so this copy stays on the CPU.
         here = worker if executor == "local" else replace(worker, device="cpu", attention="sdpa", compile=False)
@@ -242,7 +269,7 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         inputs = _plan_inputs(p, ds, strategies, originals, replace(sources, simple_template=p["st_template"]))
         jobs = plan_jobs(ds, p["strategies"], p["images_per_class"], p["seed"], inputs)
 
-        strategy_fields = {s.name: _strategy_fields(s, texts, ident) for s in strategies}
+        strategy_fields = {s.name: _strategy_fields(s, texts, ident, p["rf_neighbours"]) for s in strategies}
 
         def shard_extra(shard_jobs) -> dict | None:
             merged = {}
@@ -251,8 +278,10 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
             return merged or None
 
         init_images = {ref.key: ref.image for refs in inputs.references.values() for rs in refs.values() for ref in rs}
-        worker = replace(worker, strategy_fields=strategy_fields, filtered_strategies=frozenset(n for n, s in by_name.items() if s.filter),
-                         expected={k: ident[k] for k in ("weights_sha256", "inversion_sha256", "filter_weights_sha256")})
+        worker = replace(worker, strategy_fields=strategy_fields, filtered_strategies=frozenset(n for n, s in by_name.items() if "CF" in s.filters),
+                         real_filtered_strategies=frozenset(n for n, s in by_name.items() if "RF" in s.filters),
+                         rf_neighbours=p["rf_neighbours"],
+                         expected={k: ident[k] for k in ("weights_sha256", "inversion_sha256", "filter_weights_sha256", "rf_originals_sha256")})
 
         extra = {**{k: generator_id[k] for k in ("generator", "revision", "weights_sha256", "scheduler", "dtype", "attention")},
                  "resolved_revision": ident["resolved_revision"], "height": p["height"], "width": p["width"],
@@ -282,13 +311,13 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         storage.remove_stale(out_dir, {f"{storage.shard_name(i)}.{ext}" for i in range(len(shards)) for ext in ("tar", "done")})
         _write_dropped(out_dir, dropped)
         storage.write_manifest(out_dir, kept)
-        metrics.update({"images_kept": len(kept), "cf_dropped": len(dropped),
-                        "cf_filled": sum(r.get("cf_status") == "filled" for r in kept)})
+        metrics.update({"images_kept": len(kept), "filter_dropped": len(dropped),
+                        "filter_filled": sum(r.get("filter_status") == "filled" for r in kept)})
         from genbench.plots import grid_rows, sample_grid  # matplotlib only when the grid is drawn
 
         shown = grid_rows(storage.read_manifest(out_dir))
         sample_grid(storage.load_images(out_dir, shown), shown, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")
-        click.echo(f"generate: {len(kept)} images ({made} made now{f', {len(dropped)} dropped by CF' if cf else ''}) "
+        click.echo(f"generate: {len(kept)} images ({made} made now{f', {len(dropped)} dropped by CF/RF' if cf else ''}) "
                    f"in {len(shards)} shards -> {out_dir}")
         metrics["images_delivered"] = delivered_items(made, len(kept), len(rows))
         result = StageResult(metrics=metrics, artifacts=[paths.samples], data_type="generated",

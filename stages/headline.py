@@ -104,18 +104,20 @@ def dataset_rows(headline: dict[str, float], usd: dict[str, float]) -> dict[str,
 
 
 def write_dataset_headline(root: Path, dataset: str) -> list[Path]:
-    """Write metrics/<dataset>/headline/<source>.json (and zero_shot.json); returns the files."""
+    """Write metrics/<dataset>/headline/<source>.json (and zero_shot.json) as one folder that
+    replaces the previous one whole (files of sources no longer produced go with it; a crash
+    leaves the previous folder as it was); returns the files."""
     from genbench import storage
 
     base = Path(root) / "metrics" / dataset
     usd = cost_headline(_read(Path(root) / "metrics" / "cost.json"))
-    written = []
-    for source, row in dataset_rows(dataset_headline(base), usd).items():
-        path = base / HEADLINE_DIR / f"{source}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        storage.atomic_write_json(path, row)
-        written.append(path)
-    return written
+    rows = dataset_rows(dataset_headline(base), usd)
+    with storage.atomic_dir(base / HEADLINE_DIR) as staging:
+        for source, row in rows.items():
+            path = staging / f"{source}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            storage.atomic_write_json(path, row)
+    return [base / HEADLINE_DIR / f"{source}.json" for source in rows]
 
 
 def summary(cost: dict) -> dict[str, float]:
@@ -131,9 +133,6 @@ def command_factory():
     def command(dataset: str) -> None:
         """Write the dataset's headline metrics (metrics/<dataset>/headline/*.json) from its cler,
         probe and quality metrics and metrics/cost.json: the files `dvc metrics show` lists."""
-        import shutil
-
-        shutil.rmtree(Path("metrics") / dataset / HEADLINE_DIR, ignore_errors=True)
         for path in write_dataset_headline(Path("."), dataset):
             click.echo(f"headline: {path}")
 

@@ -216,6 +216,17 @@ def _original_shots_fit(v: dict) -> list[str]:
     return []
 
 
+def _real_filter_fits(v: dict) -> list[str]:
+    """RF votes among the `rf_neighbours` nearest of prepare's k-shot originals (`shots` per class):
+    with more than twice `shots` neighbours no image can have a majority of its own class."""
+    g, p = v["generate"], v["prepare"]
+    if not any("RF" in s.filters for s in _strategies(g)) or g["rf_neighbours"] <= 2 * p["shots"]:
+        return []
+    return [f"params key 'generate.rf_neighbours' = {g['rf_neighbours']} exceeds twice prepare.shots = {p['shots']}: "
+            f"at most {p['shots']} of an image's neighbours share its class, so RF would drop every candidate; "
+            f"use at most {2 * p['shots']}"]
+
+
 def _local_models(v: dict) -> dict[str, str]:
     """Model keys that name a folder of the project (models/...), key -> path."""
     g, i = v["generate"], v["invert"]
@@ -263,6 +274,7 @@ RULES: list[tuple[tuple[str, ...], Callable[[dict], list[str]]]] = [
     (("embed", "finetune"), _finetune_clip_agrees),
     (("generate", "invert"), _inversion_source_made),
     (("prepare", "invert"), _original_shots_fit),
+    (("generate", "prepare"), _real_filter_fits),
     (("generate", "invert", "embed", "quality", "finetune", "index", "models"), _models_wired),
 ]
 

@@ -12,6 +12,7 @@ with the named price snapshot and writes it to `meter/datasets/<dataset>/<stage>
 from __future__ import annotations
 
 import tempfile
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -42,6 +43,27 @@ class StageResult:
     data_type: str | None = None
     tags: dict = field(default_factory=dict)
     worker_readings: list[dict] = field(default_factory=list)
+
+
+_TRACKER: ContextVar = ContextVar("genbench_stage_tracker", default=None)
+
+
+def current_tracker():
+    """The `stages.tracking.StageTracker` of the stage whose work is running (None outside
+    `run_stage`): a stage's work opens nested runs under it (e.g. the frontier's points)."""
+    return _TRACKER.get()
+
+
+def price_readings(reading, worker_readings: list[dict], snapshot, sku: str | None, data_type: str | None) -> tuple[dict, list[dict]]:
+    """A stage's own meter reading and its workers' readings (genbench.executors; each keeps its
+    'worker' label) priced as ledger rows (cost.ledger.price_reading) for the cost stage."""
+    from cost.ledger import price_reading
+    from cost.meter import Reading
+
+    own = price_reading(reading, snapshot, override_sku=sku, data_type=data_type).to_dict()
+    workers = [{**price_reading(Reading.from_dict(r), snapshot, override_sku=sku, data_type=data_type).to_dict(),
+                "worker": r["worker"]} for r in worker_readings]
+    return own, workers
 
 
 def pricing_params(all_params: dict) -> dict:
@@ -83,8 +105,7 @@ def run_stage(
     dataset: str | None = None,
 ) -> StageResult:
     from cost.hardware import choose_sku, detect_hardware
-    from cost.ledger import price_reading
-    from cost.meter import Meter, Reading
+    from cost.meter import Meter
     from cost.prices import load_snapshot
 
     from stages.profile_rules import name_problems  # imported here: it imports every stage module
@@ -108,13 +129,14 @@ def run_stage(
     run_name = f"{stage}@{dataset}" if dataset else stage
     tags = {"params_hash": params_hash(params), "dataset": dataset or "all"}
     with StageTracker(stage, profile, params, run_name=run_name, tags=tags, params_file=params_file) as tracker:
-        with Meter(stage) as meter:
-            result = work(params)
-            meter.add_items(0 if result.worker_readings else result.items)
-        priced = price_reading(meter.reading, snapshot, override_sku=pricing["sku"], data_type=result.data_type)
-        row = priced.to_dict()
-        workers = [{**price_reading(Reading.from_dict(r), snapshot, override_sku=pricing["sku"], data_type=result.data_type).to_dict(),
-                    "worker": r["worker"]} for r in result.worker_readings]
+        token = _TRACKER.set(tracker)
+        try:
+            with Meter(stage) as meter:
+                result = work(params)
+                meter.add_items(0 if result.worker_readings else result.items)
+        finally:
+            _TRACKER.reset(token)
+        row, workers = price_readings(meter.reading, result.worker_readings, snapshot, pricing["sku"], result.data_type)
         storage.atomic_write_json(
             meter_path,
             {"stage": stage, "dataset": dataset, "run_id": tracker.run_id, "reading": meter.reading.to_dict(), "priced": row,

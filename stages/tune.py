@@ -12,16 +12,30 @@ import click
 from genbench import storage
 from genbench.features import load_features
 from genbench.strategies.real_filter import real_filter_mask
-from genbench.tune import tune_scores
+from genbench.tune import SELECTIONS, TuneSettings, tune_scores
 from stages.cler import SCHEMA as CLER_SCHEMA, external_sets, real_test_set
 from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult
 
+def _selection(value) -> str | None:
+    return None if value in SELECTIONS else f"must be one of {', '.join(SELECTIONS)}"
+
+
+def _weight(value) -> str | None:
+    return None if 0 <= value <= 1 else "must lie between 0 and 1"
+
+
 SCHEMA = {
-    "steps": Field(int, 100, non_negative, help="full-batch Adam steps on the head (0: the zero-shot head)"),
-    "lr": Field(float, 1e-3, positive, help="Adam learning rate"),
+    "epochs": Field(int, 30, non_negative, help="epochs over the generated features (0: the zero-shot head)"),
+    "batch_size": Field(int, 512, positive, help="generated images per AdamW step"),
+    "lr": Field(float, 2e-3, positive, help="AdamW peak learning rate (cosine to 0, no warm-up)"),
+    "weight_decay": Field(float, 0.1, non_negative, help="AdamW weight decay"),
+    "soft_weight": Field(float, 0.5, _weight, help="SCE: weight of the zero-shot teacher's soft targets (released --sl)"),
+    "soft_temperature": Field(float, 2.0, positive, help="SCE: temperature of the teacher's softmax (released --sl_T)"),
+    "select": Field(str, "last", _selection, help="last epoch's head, or best_test_epoch as the released code"),
+    "seed": Field(int, 0, help="seed of the mini-batch order"),
     "real_filter": Field(bool, True, help="RF: drop generated images whose nearest few-shot real images are of another class"),
     "rf_neighbours": Field(int, 1, positive, help="few-shot real neighbours RF's majority vote reads"),
     "ranking": CLER_SCHEMA["ranking"],
@@ -40,9 +54,11 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
         real_feats, real_labels, _ = load_features(paths.features / "original.safetensors")
         mask = real_filter_mask(gen_feats, gen_labels, real_feats, real_labels, neighbours=p["rf_neighbours"])
         gen_feats, gen_labels, kept = gen_feats[mask], gen_labels[mask], int(mask.sum())
-    scores = tune_scores(gen_feats, gen_labels, test_feats, test_labels, text_feats, metric=meta["metric"],
-                         ranking=p["ranking"], steps=p["steps"], lr=p["lr"])
-    result = {"metric": meta["metric"], "ranking": p["ranking"], "real_filter": p["real_filter"], **scores,
+    settings = TuneSettings(**{k: p[k] for k in TuneSettings.__dataclass_fields__})
+    scores = tune_scores(gen_feats, gen_labels, test_feats, test_labels, text_feats, settings, metric=meta["metric"],
+                         ranking=p["ranking"])
+    result = {"metric": meta["metric"], "ranking": p["ranking"], "real_filter": p["real_filter"],
+              "select": p["select"], **scores,
               "images": total, "images_kept": kept,
               "seconds": time.perf_counter() - started}
     storage.atomic_write_json(out, result)

@@ -10,35 +10,15 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import copy_project, write_params
+from dvc_project import DVC, TINY, baseline, dvc, dvc_env
 
-DVC = str(Path(sys.executable).with_name("dvc"))
-TINY = {
-    "datasets": ["digits"],
-    "models": {"train": [], "deps": "models/README.md"},  # the built-in tiny models: no bootstrap stage
-    "prepare": {"shots": 2},
-    "generate": {"strategies": ["ST"], "images_per_class": 1, "steps": 2, "batch_size": 2, "shard_size": 4},
-}
 CLER = Path("metrics/digits/cler.json")
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "TQDM_DISABLE": "1",
-           "GENBENCH_SYSTEM_METRICS": "0"}
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "GENBENCH_PIPELINE_ID"):
-        env.pop(key, None)
-    return env
-
-
-def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DVC, *args], cwd=root, env=_env(), capture_output=True, text=True)
 
 
 def sha256(path: Path) -> str:
@@ -58,14 +38,7 @@ def edit_params(root: Path, section: str, **values) -> None:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
-    root = copy_project(tmp_path_factory.mktemp("kit"))
-    write_params(root, TINY)
-    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
-    for cmd in (["git", "init", "-q"], git + ["add", "-A"], git + ["commit", "-qm", "test checkout"]):
-        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
-    proc = dvc(root, "repro", "cler@digits")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return root
+    return baseline(tmp_path_factory.mktemp("kit"), TINY, "cler@digits")
 
 
 @pytest.fixture
@@ -91,7 +64,7 @@ def test_dvc_checkout_brings_back_the_metrics_a_failed_stage_removed(project: Pa
 def test_a_sigkilled_dvc_repro_leaves_no_run_running_after_the_next_repro(project: Path):
     edit_params(project, "generate", images_per_class=2, seed=1)  # generate reruns, long enough to kill mid-stage
     before = set(runs(project))
-    proc = subprocess.Popen([DVC, "repro", "cler@digits"], cwd=project, env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([DVC, "repro", "cler@digits"], cwd=project, env=dvc_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

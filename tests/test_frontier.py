@@ -61,9 +61,23 @@ def test_default_grid_has_at_least_16_points():
 
 def test_a_finished_point_is_not_pending(tmp_path):
     from genbench import storage
+    from genbench.frontier import row_key
     from stages.frontier import pending
 
     points = expand_grid({"product": {"steps": [5, 10, 20]}})
-    storage.atomic_write_json(tmp_path / f"{point_id(points[1])}.json", {"id": point_id(points[1])})
-    (tmp_path / f"{point_id(points[2])}.json.tmp").write_text("{")  # a half-written row does not count
-    assert pending(points, tmp_path) == [points[0], points[2]]
+    context = {"generate": {"seed": 0}}
+    storage.atomic_write_json(tmp_path / f"{row_key(points[1], context)}.json", {"id": point_id(points[1])})
+    (tmp_path / f"{row_key(points[2], context)}.json.tmp").write_text("{")  # a half-written row does not count
+    assert pending(points, tmp_path, context) == [points[0], points[2]]
+    # a row made under other params (here another seed) is not this run's
+    assert pending(points, tmp_path, {"generate": {"seed": 1}}) == points
+
+
+def test_run_order_groups_points_that_load_the_same_generator():
+    from genbench.frontier import run_order
+
+    points = expand_grid({"product": {"steps": [5, 10], "scheduler": ["default", "ddim"]}})
+    ordered = run_order(points, {"scheduler": "default"})
+    assert [p["scheduler"] for p in ordered] == ["default", "default", "ddim", "ddim"]
+    assert [p["steps"] for p in ordered] == [5, 10, 5, 10]
+    assert sorted(map(point_id, ordered)) == sorted(map(point_id, points))

@@ -167,9 +167,11 @@ def test_out_of_memory_at_batch_size_one_is_a_user_error(pipe):
 
 
 def test_filtered_strategies_plan_oversampled_candidates():
-    jobs = plan_jobs(DIGITS, ["ST", "ST+CF"], 4, global_seed=0, inputs=PlanInputs(filter_oversample=0.5))
-    per = {(s, c): sum(1 for j in jobs if j.strategy == s and j.class_index == c) for s in ("ST", "ST+CF") for c in range(10)}
-    assert set(per[("ST", c)] for c in range(10)) == {4} and set(per[("ST+CF", c)] for c in range(10)) == {6}
+    names = ("ST", "ST+CF", "ST+RF", "ST+CF+RF")
+    jobs = plan_jobs(DIGITS, names, 4, global_seed=0, inputs=PlanInputs(filter_oversample=0.5))
+    per = {(s, c): sum(1 for j in jobs if j.strategy == s and j.class_index == c) for s in names for c in range(10)}
+    assert set(per[("ST", c)] for c in range(10)) == {4}
+    assert all(set(per[(s, c)] for c in range(10)) == {6} for s in names[1:])  # one oversampling for CF, RF and both
     cf = [j for j in jobs if j.strategy == "ST+CF" and j.class_index == 0]
     assert [j.key for j in cf] == [f"digits-ST_CF-c0000-{i:05d}" for i in range(6)] and len({j.seed for j in cf}) == 6
 

@@ -51,6 +51,31 @@ def test_dataset_files_are_one_row_per_image_set(project):
     assert json.loads((base / "zero_shot.json").read_text()) == {"zero_shot": 50.0}
 
 
+def test_rewriting_replaces_the_folder_whole_and_a_crash_keeps_the_old_one(project, monkeypatch):
+    from genbench import storage
+
+    base = project / "metrics" / "pets" / "headline"
+    write_dataset_headline(project, "pets")
+    (base / "stale.json").write_text("{}")  # a source an earlier run produced and this one does not
+    write_dataset_headline(project, "pets")
+    assert not (base / "stale.json").exists()
+    before = {p.relative_to(base): p.read_bytes() for p in base.rglob("*.json")}
+    _write(project / "metrics" / "pets" / "cler.json", {"zero_shot": 99.0, "sets": {}})
+    real, calls = storage.atomic_write_json, []
+
+    def crash_on_second(path, obj):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        real(path, obj)
+
+    monkeypatch.setattr(storage, "atomic_write_json", crash_on_second)
+    with pytest.raises(OSError):
+        write_dataset_headline(project, "pets")
+    assert {p.relative_to(base): p.read_bytes() for p in base.rglob("*.json")} == before
+    assert sorted(p.name for p in base.parent.iterdir()) == sorted(["cler.json", "probe.json", "quality.json", "headline"])
+
+
 def test_rows_without_a_price_carry_no_usd():
     assert dataset_rows({"cler/retrieved": 1.0}, {}) == {"retrieved": {"cler": 1.0}}
 
@@ -65,7 +90,7 @@ def test_dvc_metrics_show_fits_160_columns_for_the_embedded_default(tmp_path):
     their digits, through the kit's own dvc.yaml."""
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import copy_project
-    from test_dvc_faults import dvc
+    from dvc_project import dvc
 
     root = copy_project(tmp_path / "kit")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)

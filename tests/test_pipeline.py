@@ -23,7 +23,8 @@ from genbench import storage
 from genbench.features import load_features
 
 RUNS = ["bootstrap", "pool", "index", "prepare@digits", "retrieve@digits", "invert@digits", "generate@digits", "embed@digits",
-        "cler@digits", "probe@digits", "tune@digits", "finetune@digits", "quality@digits", "shots@digits", "cost", "report"]
+        "cler@digits", "probe@digits", "tune@digits", "finetune@digits", "quality@digits", "shots@digits", "frontier@digits",
+        "cost", "report"]
 CLASSES, CHANCE = 10, 10.0  # digits: ten classes, chance accuracy 10 %
 
 

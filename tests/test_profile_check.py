@@ -75,6 +75,7 @@ BROKEN = [  # (profile, changes, what the one error line must name)
     ("embedded", {"profile": "nosuchprofile"}, "'profile' = 'nosuchprofile' names no profile"),
     ("paper", {"generate__strategies": ["DT+TI"], "invert__references": ["retrieved"]}, "'generate.ti_embeddings' = 'data/{dataset}/inversion/original'"),
     ("paper", {"invert__original_shots": 8}, "'invert.original_shots' = 8 exceeds prepare.shots = 5"),
+    ("paper", {"generate__strategies": ["DT+RF"], "generate__rf_neighbours": 11}, "'generate.rf_neighbours' = 11 exceeds twice prepare.shots = 5"),
     ("embedded", {"models__train": []}, "add 'miniature' to models.train"),
     ("paper", {"models__train": ["paper-sd"]}, "'models.train' = ['paper-sd'] may list only 'miniature'"),
     ("embedded", {"models__deps": "models/README.md"}, "params keys generate.model, embed.model, quality.model, finetune.model, index.model, "

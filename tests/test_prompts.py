@@ -132,7 +132,9 @@ def test_negative_prompts_with_tokens_still_name_the_real_other_classes():
 
 def test_strategy_parts_are_parsed_into_their_roles():
     assert parse_strategy("DT+NP+RD") == Strategy("DT+NP+RD", "DT", ("NP", "RD"))
-    assert parse_strategy("LE+CF") == Strategy("LE+CF", "LE", filter="CF")
+    assert parse_strategy("LE+CF") == Strategy("LE+CF", "LE", filters=("CF",))
+    assert parse_strategy("LE+RF+CF").filters == ("CF", "RF") and parse_strategy("LE+RF+CF").filter == "CF+RF"
+    assert parse_strategy("ST+RF").filter == "RF"
     s = parse_strategy("CiP+RG+TI+NP")
     assert (s.base, s.modifiers, s.name_modifier, s.init, s.filter, s.tag) == ("CiP", ("NP",), "TI", "RG", None, "CiP_RG_TI_NP")
     assert parse_strategy("DT+RA").init == "RA"

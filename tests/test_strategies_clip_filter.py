@@ -8,7 +8,8 @@ from scipy.special import softmax
 
 from genbench.datasets import get_dataset
 from genbench.generation import select_images
-from genbench.strategies.clip_filter import default_threshold, load_clip_filter, select_passing
+from genbench.strategies.clip_filter import default_threshold, load_clip_filter
+from genbench.strategies.selection import filter_rules, select_passing
 
 DIGITS = get_dataset("digits")
 
@@ -46,25 +47,29 @@ def _cands(confidences):
     return [{"key": f"k{i}", "index": i, "cf_confidence": c} for i, c in enumerate(confidences)]
 
 
+def cf_only(threshold):
+    return [filter_rules(threshold)["CF"]]
+
+
 def test_select_keeps_the_first_passing_candidates_in_index_order():
-    kept, dropped = select_passing(_cands([0.05, 0.30, 0.20, 0.90, 0.15]), wanted=2, threshold=0.1, fill=True)
-    assert [(r["key"], r["cf_status"]) for r in kept] == [("k1", "passed"), ("k2", "passed")]
-    assert [(r["key"], r["cf_status"]) for r in dropped] == [("k0", "below_threshold"), ("k3", "surplus"), ("k4", "surplus")]
+    kept, dropped = select_passing(_cands([0.05, 0.30, 0.20, 0.90, 0.15]), wanted=2, rules=cf_only(0.1), fill=True)
+    assert [(r["key"], r["filter_status"]) for r in kept] == [("k1", "passed"), ("k2", "passed")]
+    assert [(r["key"], r["filter_status"]) for r in dropped] == [("k0", "below_threshold"), ("k3", "surplus"), ("k4", "surplus")]
     assert dropped[0]["cf_confidence"] == 0.05
 
 
 def test_select_fills_a_short_class_with_its_most_confident_others():
     cands = _cands([0.05, 0.08, 0.30, 0.09, 0.01])
-    kept, dropped = select_passing(cands, wanted=3, threshold=0.1, fill=True)
-    assert [(r["key"], r["cf_status"]) for r in kept] == [("k1", "filled"), ("k2", "passed"), ("k3", "filled")]
-    assert {r["key"] for r in dropped} == {"k0", "k4"} and all(r["cf_status"] == "below_threshold" for r in dropped)
-    short, dropped = select_passing(cands, wanted=3, threshold=0.1, fill=False)
+    kept, dropped = select_passing(cands, wanted=3, rules=cf_only(0.1), fill=True)
+    assert [(r["key"], r["filter_status"]) for r in kept] == [("k1", "filled"), ("k2", "passed"), ("k3", "filled")]
+    assert {r["key"] for r in dropped} == {"k0", "k4"} and all(r["filter_status"] == "below_threshold" for r in dropped)
+    short, dropped = select_passing(cands, wanted=3, rules=cf_only(0.1), fill=False)
     assert [r["key"] for r in short] == ["k2"] and len(dropped) == 4
 
 
 def test_threshold_is_strict_as_in_he_et_al():
-    kept, dropped = select_passing(_cands([0.1, 0.1000001]), wanted=2, threshold=0.1, fill=False)
-    assert [r["key"] for r in kept] == ["k1"] and dropped[0]["cf_status"] == "below_threshold"
+    kept, dropped = select_passing(_cands([0.1, 0.1000001]), wanted=2, rules=cf_only(0.1), fill=False)
+    assert [r["key"] for r in kept] == ["k1"] and dropped[0]["filter_status"] == "below_threshold"
 
 
 def test_select_images_filters_only_filtered_strategies():
@@ -78,7 +83,7 @@ def test_select_images_filters_only_filtered_strategies():
                 rows.append(row)
     kept, dropped = select_images(rows, images_per_class=2, threshold=0.1, fill=False)
     assert [r["key"] for r in kept] == [r["key"] for r in rows[:6]] + ["ST+CF-0-0", "ST+CF-0-2"]
-    assert {r["key"]: r["cf_status"] for r in dropped} == {
+    assert {r["key"]: r["filter_status"] for r in dropped} == {
         "ST+CF-0-1": "below_threshold", "ST+CF-1-0": "below_threshold", "ST+CF-1-1": "below_threshold", "ST+CF-1-2": "below_threshold"}
     kept, _ = select_images(rows, images_per_class=2, threshold=0.1, fill=True)
     assert [r["key"] for r in kept][-4:] == ["ST+CF-0-0", "ST+CF-0-2", "ST+CF-1-1", "ST+CF-1-2"]

@@ -117,11 +117,11 @@ def test_cf_keeps_passing_images_and_records_the_dropped(project):
     kept, dropped = rows_of(project, "LE+CF"), project["dropped"]
     assert len(kept) + len(dropped) == 2 * PER_CLASS * 2  # oversample 1.0: twice the candidates
     assert set(dropped["strategy"]) == {"LE+CF"} and dropped["cf_confidence"].notna().all()
-    assert (kept[kept.cf_status == "passed"].cf_confidence > THRESHOLD).all()
-    assert (dropped[dropped.cf_status == "below_threshold"].cf_confidence <= THRESHOLD).all()
+    assert (kept[kept.filter_status == "passed"].cf_confidence > THRESHOLD).all()
+    assert (dropped[dropped.filter_status == "below_threshold"].cf_confidence <= THRESHOLD).all()
     for cls in (0, 1):
         k, d = kept[kept.class_index == cls], dropped[dropped.class_index == cls]
-        filled = k[k.cf_status == "filled"]
+        filled = k[k.filter_status == "filled"]
         if len(filled):  # filled with the most confident of the failing candidates
             assert filled.cf_confidence.min() >= d.cf_confidence.max()
     others = project["manifest"][project["manifest"].strategy != "LE+CF"]
@@ -169,7 +169,7 @@ def test_rerun_makes_nothing_and_a_new_threshold_only_reselects(project, monkeyp
         assert "(0 made now" in run(root, monkeypatch)
         manifest, dropped, _ = outputs(root)
         cf = manifest[manifest.strategy == "LE+CF"]
-        assert set(cf["index"]) == {0, 1} and set(cf.cf_status) == {"passed"} and set(dropped.cf_status) == {"surplus"}
+        assert set(cf["index"]) == {0, 1} and set(cf.filter_status) == {"passed"} and set(dropped.filter_status) == {"surplus"}
     finally:
         params["generate"]["cf_threshold"] = THRESHOLD
         (root / "params.yaml").write_text(yaml.safe_dump(params))

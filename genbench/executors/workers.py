@@ -62,7 +62,7 @@ def _check_weights(kind: str, model: str, expected: str | None, actual: str) -> 
 
 
 # GenerationWorker fields that do not change what is loaded (applied per call instead)
-_PER_CALL_FIELDS = ("settings", "strategy_fields", "filtered_strategies", "expected")
+_PER_CALL_FIELDS = ("settings", "strategy_fields", "filtered_strategies", "real_filtered_strategies", "rf_neighbours", "expected")
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,14 @@ class GenerationWorker:
 
     Loading: genbench.generators.load_pipeline's arguments, configure_pipeline's scheduler and
     attention, torch.compile of the denoiser, textual inversion tokens read from
-    `inversion_path`, and for filtered strategies (CF) the CLIP filter of
-    genbench.strategies.clip_filter.load_clip_filter.
-    Rows: each image's row gets its batch size, `strategy_fields[strategy]`, and for a strategy in
-    `filtered_strategies` its CF confidence.
+    `inversion_path`, and for filtered strategies (CF, RF) the CLIP filter of
+    genbench.strategies.clip_filter.load_clip_filter; for RF also the class-labelled originals of
+    the image set `real_filter_set` (genbench.strategies.real_filter.load_real_references),
+    embedded with that CLIP model once per process.
+    Rows: each image's row gets its batch size, `strategy_fields[strategy]`, for a strategy in
+    `filtered_strategies` its CF confidence (`cf_confidence`), and for one in
+    `real_filtered_strategies` the share of its `rf_neighbours` nearest originals that are of its
+    class (`rf_own_share`).
     `expected`, when set, is the `identity` (weights and model hashes) every worker must find in
     what it loaded, so nodes with different model files stop the run instead of mixing images.
     """
@@ -96,9 +100,12 @@ class GenerationWorker:
     filter_pretrained: str | None = None
     classnames: tuple[str, ...] = ()
     templates: tuple[str, ...] = ()
+    real_filter_set: str | None = None
     cpu_threads: int = field(default_factory=torch.get_num_threads)
     strategy_fields: Mapping[str, dict] = field(default_factory=dict)
     filtered_strategies: frozenset[str] = frozenset()
+    real_filtered_strategies: frozenset[str] = frozenset()
+    rf_neighbours: int = 1
     expected: Mapping[str, object] | None = None
 
     def load_key(self) -> tuple:
@@ -107,13 +114,14 @@ class GenerationWorker:
 
 @dataclass
 class LoadedGenerator:
-    """A loaded pipeline (and CLIP filter), with `identity`: what the manifest pins about them."""
+    """A loaded pipeline (and CLIP filter, RF's originals), with `identity`: what the manifest pins about them."""
 
     pipe: object
     device: str
     identity: dict
     clip_filter: object | None
     negative_prompts: bool
+    real_references: object | None = None
 
 
 _generators: dict[tuple, LoadedGenerator] = {}  # at most one: the last spec loaded in this process
@@ -141,7 +149,7 @@ def _load(worker: GenerationWorker, device: str) -> LoadedGenerator:
     configured = configure_pipeline(pipe, scheduler=worker.scheduler, attention=worker.attention)
     identity = {"weights_sha256": weights_sha256(pipe), "scheduler_class": configured["scheduler_class"],
                 "attention": configured["attention"], "resolved_revision": resolved_revision(pipe),
-                "inversion_sha256": None, "filter_name": None, "filter_weights_sha256": None}
+                "inversion_sha256": None, "filter_name": None, "filter_weights_sha256": None, "rf_originals_sha256": None}
     if worker.inversion_path is not None:
         from genbench.strategies.textual_inversion import load_inversion_tokens
 
@@ -155,7 +163,13 @@ def _load(worker: GenerationWorker, device: str) -> LoadedGenerator:
         clip_filter = load_clip_filter(worker.filter_model, worker.filter_pretrained, list(worker.classnames),
                                        list(worker.templates), device=device, seed=worker.seed)
         identity.update(filter_name=clip_filter.name, filter_weights_sha256=clip_filter.weights_sha256)
-    return LoadedGenerator(pipe, device, identity, clip_filter, supports_negative_prompt(pipe))
+    references = None
+    if worker.real_filter_set is not None:
+        from genbench.strategies.real_filter import load_real_references
+
+        references = load_real_references(worker.real_filter_set)
+        identity["rf_originals_sha256"] = references.sha256
+    return LoadedGenerator(pipe, device, identity, clip_filter, supports_negative_prompt(pipe), references)
 
 
 def _check_identity(model: str, expected: Mapping | None, actual: Mapping) -> None:
@@ -195,16 +209,33 @@ class ShardMaker:
     def row_fields(self, jobs: list[ImageJob], images: list[np.ndarray]) -> list[dict]:
         w = self.worker
         rows = [{"batch_size": self.images.batch_size_of[j.key], **w.strategy_fields.get(j.strategy, {})} for j in jobs]
-        filtered = [i for i, j in enumerate(jobs) if j.strategy in w.filtered_strategies]
-        if filtered:
-            if self.loaded.clip_filter is None:
-                raise GenBenchError(f"strategy {jobs[filtered[0]].strategy} filters with CLIP, but no filter_model was given")
-            with torch_threads(w.cpu_threads):
-                conf = self.loaded.clip_filter.confidence(np.stack([images[i] for i in filtered]),
-                                                          [jobs[i].class_index for i in filtered])
-            for i, c in zip(filtered, conf):
-                rows[i]["cf_confidence"] = float(c)
+        cf = [i for i, j in enumerate(jobs) if j.strategy in w.filtered_strategies]
+        rf = [i for i, j in enumerate(jobs) if j.strategy in w.real_filtered_strategies]
+        either = sorted(set(cf) | set(rf))
+        if not either:
+            return rows
+        clip = self.loaded.clip_filter
+        if clip is None:
+            raise GenBenchError(f"strategy {jobs[either[0]].strategy} filters with CLIP, but no filter_model was given")
+        with torch_threads(w.cpu_threads):
+            feats = dict(zip(either, clip.features(np.stack([images[i] for i in either]))))
+            if cf:
+                conf = clip.confidence_of(np.stack([feats[i] for i in cf]), [jobs[i].class_index for i in cf])
+                for i, c in zip(cf, conf):
+                    rows[i]["cf_confidence"] = float(c)
+            if rf:
+                for i, share in zip(rf, self._own_shares(np.stack([feats[i] for i in rf]), [jobs[i].class_index for i in rf])):
+                    rows[i]["rf_own_share"] = float(share)
         return rows
+
+    def _own_shares(self, feats: np.ndarray, labels: list[int]) -> np.ndarray:
+        from genbench.strategies.real_filter import own_share
+
+        refs = self.loaded.real_references
+        if refs is None:
+            raise GenBenchError("a strategy filters with RF, but no real_filter_set (the k-shot originals) was given")
+        real = refs.features(self.loaded.clip_filter.features)
+        return own_share(feats, labels, real, refs.labels, neighbours=self.worker.rf_neighbours)
 
 
 def make_shard(out_dir: str | Path, index: int, jobs: list[ImageJob], maker: ShardMaker, row_extra: dict, plan_hash: str,

@@ -11,10 +11,11 @@ What the kit does, deterministically:
 - the plan makes `ceil(n * (1 + oversample))` candidates per class and strategy instead of n
   (further seeds planned up front, not regenerated in rounds, so every shard can be made in
   parallel and a restart finds the same plan);
-- `select_passing` keeps, in index order, the first n candidates whose confidence is above the
-  threshold; with `fill`, a class short of n is filled with its most confident remaining
+- genbench.strategies.selection keeps, in index order, the first n candidates whose confidence is
+  above the threshold; with `fill`, a class short of n is filled with its most confident remaining
   candidates (He et al.'s rule), otherwise it stays short. Every dropped candidate is recorded with
   its confidence and the reason (below_threshold or surplus).
+The same model embeds the candidates and the few-shot originals for RF (`features`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ import numpy as np
 
 from genbench.clip_models import ClipBundle, load_clip
 from genbench.features import encode_images, model_sha256, text_prototypes
-
-PASSED, FILLED = "passed", "filled"
-BELOW_THRESHOLD, SURPLUS = "below_threshold", "surplus"
-
 
 def default_threshold(num_classes: int) -> float:
     """He et al.'s threshold: the chance level 1 / number of classes."""
@@ -52,13 +49,22 @@ class ClipFilter:
     weights_sha256: str
     device: str = "cpu"
 
-    def confidence(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """Softmax probability of each image's own class (float64, one per image)."""
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Normalised CLIP features of uint8 (N, H, W, 3) images (float64)."""
         if len(images) == 0:
+            return np.zeros((0, self.prototypes.shape[1]))
+        return encode_images(self.bundle, images, batch_size=256, device=self.device, progress=False).astype(np.float64)
+
+    def confidence_of(self, feats: np.ndarray, labels) -> np.ndarray:
+        """Softmax probability of each image's own class from its `features` (float64, one per image)."""
+        if len(feats) == 0:
             return np.zeros(0)
-        feats = encode_images(self.bundle, images, batch_size=256, device=self.device, progress=False).astype(np.float64)
         probs = softmax(self.logit_scale * feats @ self.prototypes.T)
-        return probs[np.arange(len(labels)), np.asarray(labels)]
+        return probs[np.arange(len(feats)), np.asarray(labels)]
+
+    def confidence(self, images: np.ndarray, labels) -> np.ndarray:
+        """Softmax probability of each image's own class (float64, one per image)."""
+        return self.confidence_of(self.features(images), labels)
 
 
 def load_clip_filter(model: str, pretrained: str | None, classnames: list[str], templates: list[str], *,
@@ -69,20 +75,3 @@ def load_clip_filter(model: str, pretrained: str | None, classnames: list[str], 
     return ClipFilter(bundle=bundle, prototypes=protos, logit_scale=scale, name=f"{model}|{pretrained}",
                       weights_sha256=model_sha256(bundle.model), device=device)
 
-
-def select_passing(candidates: list[dict], wanted: int, threshold: float, fill: bool) -> tuple[list[dict], list[dict]]:
-    """Split one class's candidates (rows with 'index' and 'cf_confidence') into (kept, dropped),
-    each row copied with 'cf_status' set; kept rows come back in index order."""
-    ordered = sorted(candidates, key=lambda r: r["index"])
-    passing = [r for r in ordered if r["cf_confidence"] > threshold]
-    kept = {r["index"]: PASSED for r in passing[:wanted]}
-    if fill and len(kept) < wanted:
-        rest = sorted((r for r in ordered if r["index"] not in kept), key=lambda r: (-r["cf_confidence"], r["index"]))
-        kept.update({r["index"]: FILLED for r in rest[: wanted - len(kept)]})
-    out_kept, out_dropped = [], []
-    for r in ordered:
-        if r["index"] in kept:
-            out_kept.append({**r, "cf_status": kept[r["index"]]})
-        else:
-            out_dropped.append({**r, "cf_status": BELOW_THRESHOLD if r["cf_confidence"] <= threshold else SURPLUS})
-    return out_kept, out_dropped
