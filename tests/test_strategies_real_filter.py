@@ -90,6 +90,22 @@ def test_own_share_by_hand():
     np.testing.assert_array_equal(real_filter_mask(gen, [1, 0], real, real_labels, neighbours=3), [False, False])
 
 
+def test_own_share_with_label_vectors_by_hand():
+    """VOC-2007-style label vectors: a neighbour counts as own when it shares a class."""
+    real = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    real_sets = np.array([[1, 0, 1], [0, 1, 0], [0, 1, 1], [1, 0, 0]])
+    gen = np.array([[1.0, 0.02], [0.05, 1.0]])  # nearest: 0, 1, 3, 2 and 2, 3, 1, 0
+    gen_sets = np.array([[0, 0, 1], [1, 1, 0]])
+    # image 0 {2}: real 0 {0,2} shares, real 1 {1} not, real 3 {0} not; image 1 {0,1}: real 2 {1,2}, real 3 {0}, real 1 {1} all share
+    np.testing.assert_allclose(own_share(gen, gen_sets, real, real_sets, neighbours=1), [1.0, 1.0])
+    np.testing.assert_allclose(own_share(gen, gen_sets, real, real_sets, neighbours=3), [1 / 3, 1.0])
+    np.testing.assert_array_equal(real_filter_mask(gen, gen_sets, real, real_sets, neighbours=3), [False, True])
+    one_hot = np.eye(2, dtype=int)
+    np.testing.assert_allclose(own_share(gen, one_hot[[0, 1]], real, one_hot[[0, 1, 1, 0]], neighbours=3),
+                               own_share(gen, [0, 1], real, [0, 1, 1, 0], neighbours=3))
+    np.testing.assert_allclose(own_share(gen, [2, 0], real, real_sets, neighbours=3), [1 / 3, 1 / 3])
+
+
 def _write_originals(directory: Path, per_class: int, classes=range(10)) -> pd.DataFrame:
     train = DIGITS.loader("train", None, 32)
     idx = [i for c in classes for i in np.flatnonzero(train.labels == c)[:per_class]]

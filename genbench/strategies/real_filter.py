@@ -6,6 +6,8 @@ cosine similarity of L2-normalised features (equal similarities: the earlier rea
 its own share is the fraction of those neighbours of class c, and the image is kept when that
 share is at least one half (the majority, ties kept). With neighbours=1 this is He et al.'s rule
 as worded: an image whose nearest real sample belongs to another category is filtered out.
+Multi-label sets (VOC-2007's label vectors, on either side) count a neighbour as of the image's
+own class when the two share at least one class; for one class per image that is the rule above.
 
 Two uses: `real_filter_mask` on frozen features after `embed` (the `tune` stage), and the `+RF`
 strategy part of `generate`, whose workers record each candidate's own share (`rf_own_share`)
@@ -23,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from genbench.errors import GenBenchError
-from genbench.metrics.arrays import as_int_labels, as_matrix
+from genbench.metrics.arrays import as_int_labels, as_matrix, as_multi_hot
 
 KEEP_SHARE = 0.5  # an image is kept when at least this share of its neighbours is of its class
 
@@ -41,10 +43,25 @@ def own_share(gen_feats, gen_labels, real_feats, real_labels, *, neighbours: int
         raise GenBenchError(f"real filter: generated features have {gen.shape[1]} dims, real {real.shape[1]}; embed both with one model")
     if not 1 <= neighbours <= len(real):
         raise GenBenchError(f"real filter: neighbours={neighbours} must be between 1 and the {len(real)} real images")
-    gen_labels = as_int_labels(gen_labels, "gen_labels", num_rows=len(gen))
-    real_labels = as_int_labels(real_labels, "real_labels", num_rows=len(real))
     nearest = np.argsort(-(gen @ real.T), axis=1, kind="stable")[:, :neighbours]
-    return (real_labels[nearest] == gen_labels[:, None]).sum(axis=1) / neighbours
+    if np.ndim(gen_labels) == 1 and np.ndim(real_labels) == 1:
+        gen_labels = as_int_labels(gen_labels, "gen_labels", num_rows=len(gen))
+        real_labels = as_int_labels(real_labels, "real_labels", num_rows=len(real))
+        return (real_labels[nearest] == gen_labels[:, None]).sum(axis=1) / neighbours
+    gen_sets, real_sets = _label_sets(gen_labels, real_labels, len(gen), len(real))
+    shared = (real_sets[nearest] & gen_sets[:, None, :]).any(axis=2)
+    return shared.sum(axis=1) / neighbours
+
+
+def _label_sets(gen_labels, real_labels, gen_rows: int, real_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides as boolean (N, C) label sets; class indices become one-hot rows."""
+    widths = {np.shape(x)[1] for x in (gen_labels, real_labels) if np.ndim(x) == 2}
+    if len(widths) != 1:
+        raise GenBenchError(f"real filter: generated and real label vectors have {sorted(widths)} classes; "
+                            f"label both sides over the dataset's classes")
+    classes = widths.pop()
+    return (as_multi_hot(gen_labels, "gen_labels", num_rows=gen_rows, num_classes=classes).astype(bool),
+            as_multi_hot(real_labels, "real_labels", num_rows=real_rows, num_classes=classes).astype(bool))
 
 
 def real_filter_mask(gen_feats, gen_labels, real_feats, real_labels, *, neighbours: int = 1) -> np.ndarray:
