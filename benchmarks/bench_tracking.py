@@ -4,9 +4,11 @@
 Each writer process logs RUNS runs shaped like a stage's (a parent and a child, the stage's
 params, metrics and tags, one small artifact) through the kit's guarded client. The overhead is
 the mean tracking time per stage run as a share of a stage's wall time (`--stage-wall-s`, default
-8 s: pass the wall time of the stage you care about).
+8 s: pass the wall time of the stage you care about). Each configuration is measured `--repeats`
+times, each on a fresh SQLite file or a fresh server experiment; the medians are printed, with
+the 1-minute load average before each repeat (min-max).
 
-    python benchmarks/bench_tracking.py [--runs 10] [--writers 1 4 8] [--stage-wall-s 8.0]
+    python benchmarks/bench_tracking.py [--runs 10] [--writers 1 4 8] [--repeats 3] [--stage-wall-s 8.0]
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -54,7 +58,7 @@ def measure(uri: str, experiment: str, writers: int, runs: int, artifact: str) -
     and imports are not counted."""
     from stages.mlflow_store import GuardedClient, experiment_id
 
-    experiment_id(GuardedClient(uri), experiment, {})  # one process creates a new store's schema; writers racing to migrate fail
+    experiment_id(GuardedClient(uri), experiment, {})  # a new store's schema is made first: its migration is not logging
     with mp.get_context("spawn").Pool(writers) as pool:
         spent = pool.map(log_runs, [(uri, experiment, runs, artifact)] * writers)
     return writers * runs / max(spent), sum(spent) / (writers * runs)
@@ -65,6 +69,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10, help="runs each writer logs")
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--stage-wall-s", type=float, default=8.0, help="a stage's wall time, for the overhead share")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements of each configuration (medians printed)")
     parser.add_argument("--no-server", action="store_true", help="SQLite only")
     args = parser.parse_args()
 
@@ -73,24 +78,34 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     artifact = tmp / "cler.json"
     artifact.write_text('{"cler": 1.0}\n')
-    stores = {"sqlite": lambda n: f"sqlite:///{tmp / f'sqlite-{n}.db'}"}
+    stores = {"sqlite": lambda n, r: f"sqlite:///{tmp / f'sqlite-{n}-{r}.db'}"}
     server = pg = None
     try:
         if not args.no_server:
             pg = start_postgres()
             server = MlflowServer(pg.uri, tmp / "artifacts", tmp / "server.log")
             server.start()
-            stores["server+postgres"] = lambda n: server.uri
-        print(f"{'store':16} {'writers':>7} {'runs/s':>8} {'s/run':>7} {'overhead':>9}")
+            stores["server+postgres"] = lambda n, r: server.uri
+        print(f"{os.cpu_count()} CPUs; {args.runs} runs a writer; medians of {args.repeats}")
+        print(f"{'store':16} {'writers':>7} {'runs/s':>8} {'s/run':>7} {'overhead':>9} {'load avg':>11}")
         for name, uri_for in stores.items():
             for n in args.writers:
-                rate, per_run = measure(uri_for(n), f"bench-{n}", n, args.runs, str(artifact))
-                print(f"{name:16} {n:7d} {rate:8.2f} {per_run:7.3f} {per_run / args.stage_wall_s:9.1%}", flush=True)
+                rates, per_runs, loads = [], [], []
+                for r in range(args.repeats):
+                    loads.append(os.getloadavg()[0])
+                    rate, per_run = measure(uri_for(n, r), f"bench-{n}-{r}", n, args.runs, str(artifact))
+                    rates.append(rate)
+                    per_runs.append(per_run)
+                rate, per_run = statistics.median(rates), statistics.median(per_runs)
+                print(f"{name:16} {n:7d} {rate:8.2f} {per_run:7.3f} {per_run / args.stage_wall_s:9.1%} "
+                      f"{min(loads):5.1f}-{max(loads):<5.1f}", flush=True)
     finally:
         if server is not None:
             server.stop()
         if pg is not None:
             pg.pg_ctl("-m", "fast", "stop")
+            shutil.rmtree(pg.data.parent, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
