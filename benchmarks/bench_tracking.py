@@ -8,7 +8,7 @@ the mean tracking time per stage run as a share of a stage's wall time (`--stage
 times, each on a fresh SQLite file or a fresh server experiment; the medians are printed, with
 the 1-minute load average before each repeat (min-max).
 
-    python benchmarks/bench_tracking.py [--runs 10] [--writers 1 4 8] [--repeats 3] [--stage-wall-s 8.0]
+    python benchmarks/bench_tracking.py [--runs 10] [--writers 1 4 8] [--repeats 3] [--stage-wall-s 8.0] [--stores sqlite server]
 """
 
 from __future__ import annotations
@@ -30,17 +30,18 @@ PARAMS = {f"param_{i}": str(i) for i in range(12)}
 METRICS = {f"cler.generated.m{i}": float(i) for i in range(20)}
 
 
-def log_runs(args: tuple[str, str, int, str]) -> float:
-    """Log `runs` stage-shaped runs to `uri`; returns the seconds spent."""
-    uri, experiment, runs, artifact = args
+def log_runs(uri: str, experiment: str, runs: int, artifact: str, barrier, results) -> None:
+    """Log `runs` stage-shaped runs to `uri` once every writer is ready; puts (start, end) on `results`."""
     os.environ.setdefault("GENBENCH_MLFLOW_LOCK_WAIT_S", "300")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow.entities import Metric, Param
 
     from stages.mlflow_store import GuardedClient, experiment_id
 
     client = GuardedClient(uri)
     exp = experiment_id(client, experiment, {})
-    start = time.perf_counter()
+    barrier.wait()
+    start = time.time()
     for _ in range(runs):
         parent = client.create_run(exp, tags={"genbench.kind": "pipeline"}).info.run_id
         child = client.create_run(exp, tags={"genbench.kind": "stage", "mlflow.parentRunId": parent}).info.run_id
@@ -50,18 +51,28 @@ def log_runs(args: tuple[str, str, int, str]) -> float:
         client.log_artifact(child, artifact)
         client.set_terminated(child, "FINISHED")
         client.set_terminated(parent, "FINISHED")
-    return time.perf_counter() - start
+    results.put((start, time.time()))
 
 
 def measure(uri: str, experiment: str, writers: int, runs: int, artifact: str) -> tuple[float, float]:
-    """(runs logged per second across all writers, mean seconds of tracking per run); process start-up
-    and imports are not counted."""
+    """(runs logged per second across all writers, mean seconds of tracking per run). Each writer is
+    its own process; all start logging together (a barrier), and process start-up and imports
+    are not counted."""
     from stages.mlflow_store import GuardedClient, experiment_id
 
     experiment_id(GuardedClient(uri), experiment, {})  # a new store's schema is made first: its migration is not logging
-    with mp.get_context("spawn").Pool(writers) as pool:
-        spent = pool.map(log_runs, [(uri, experiment, runs, artifact)] * writers)
-    return writers * runs / max(spent), sum(spent) / (writers * runs)
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(writers, timeout=600), ctx.Queue()
+    procs = [ctx.Process(target=log_runs, args=(uri, experiment, runs, artifact, barrier, results)) for _ in range(writers)]
+    for proc in procs:
+        proc.start()
+    spans = [results.get(timeout=3600) for _ in procs]
+    for proc in procs:
+        proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"a writer exited {proc.exitcode}")
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    return writers * runs / wall, sum(end - start for start, end in spans) / (writers * runs)
 
 
 def main() -> None:
@@ -70,7 +81,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--stage-wall-s", type=float, default=8.0, help="a stage's wall time, for the overhead share")
     parser.add_argument("--repeats", type=int, default=3, help="measurements of each configuration (medians printed)")
-    parser.add_argument("--no-server", action="store_true", help="SQLite only")
+    parser.add_argument("--stores", nargs="+", choices=["sqlite", "server"], default=["sqlite", "server"])
     args = parser.parse_args()
 
     from servers import MlflowServer, start_postgres
@@ -78,10 +89,10 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-tracking-"))
     artifact = tmp / "cler.json"
     artifact.write_text('{"cler": 1.0}\n')
-    stores = {"sqlite": lambda n, r: f"sqlite:///{tmp / f'sqlite-{n}-{r}.db'}"}
+    stores = {"sqlite": lambda n, r: f"sqlite:///{tmp / f'sqlite-{n}-{r}.db'}"} if "sqlite" in args.stores else {}
     server = pg = None
     try:
-        if not args.no_server:
+        if "server" in args.stores:
             pg = start_postgres()
             server = MlflowServer(pg.uri, tmp / "artifacts", tmp / "server.log")
             server.start()

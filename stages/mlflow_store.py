@@ -29,6 +29,12 @@ import psutil
 
 from genbench.errors import GenBenchError
 
+# MLflow's usage telemetry is off unless the user turns it on: offline (the kit's usual case) its
+# background thread gives up by removing an environment variable while the stage's thread copies
+# os.environ, and that store call fails with KeyError '_MLFLOW_TELEMETRY_SESSION_ID'. It is read
+# when mlflow is imported, which no module does before this one.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 PROBE_TIMEOUT_S = 5.0
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}

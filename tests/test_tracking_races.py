@@ -56,6 +56,17 @@ def test_processes_opening_a_missing_sqlite_store_at_once_all_succeed(tmp_path: 
         assert conn.execute("select count(*) from experiments where name = 'race'").fetchone() == (1,)
 
 
+def test_mlflow_telemetry_is_off_unless_asked_for():
+    """Its thread races the stage's for os.environ (stages/mlflow_store.py); outside pytest and CI,
+    where MLflow would turn it on."""
+    code = ("import stages.mlflow_store, mlflow; from mlflow.telemetry.client import get_telemetry_client; "
+            "print(get_telemetry_client() is None)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "CI", "MLFLOW_DISABLE_TELEMETRY")}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
 class FinishedAfterSearch:
     """A client whose first search for runs is followed at once by `then()`: what another process
     does between a writer's search and its next call."""
