@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from conftest import genbench_cmd
-from tiny_project import DATASET, finished, invoke, project_env  # noqa: F401  (finished: a fixture)
+from tiny_project import DATASET, finished, invoke, project_env as _env  # noqa: F401  (finished: a fixture)
 
 UNCHECKED = ("mlflow.db", "mlruns")  # the store itself records the attempt
 GEN = Path("data/digits/generated")
@@ -425,7 +425,7 @@ def _start_long_generate(root: Path) -> subprocess.Popen:
     run is open; returns once its MLflow run is RUNNING."""
     set_params(generate={"images_per_class": 6, "steps": 4, "seed": 1})(root, None)
     before = set(runs(root))
-    env = {**os.environ, **project_env(root)}
+    env = {**os.environ, **_env(root)}
     env.pop("GENBENCH_PIPELINE_ID")
     proc = subprocess.Popen(genbench_cmd() + stage("generate"), cwd=root, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
