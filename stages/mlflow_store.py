@@ -6,6 +6,8 @@
 - A SQLite store locked by another process is waited for: MLflow's own busy timeout (20 s a
   call), then retried until `GENBENCH_MLFLOW_LOCK_WAIT_S` seconds (default 30) have passed; then
   one error naming the processes that hold the file open.
+- A SQLite store is opened (created and migrated when new) by one process at a time
+  (`store_lock`): MLflow's schema migration fails when several processes run it on one new file.
 - Every other store failure (read-only folder, no space, a broken database) is one
   `GenBenchError` line naming the store.
 - A SQLite store in a copied or moved project is pointed at the project's own `mlruns/`
@@ -14,16 +16,24 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import psutil
 
 from genbench.errors import GenBenchError
+
+# MLflow's usage telemetry is off unless the user turns it on: offline (the kit's usual case) its
+# background thread gives up by removing an environment variable while the stage's thread copies
+# os.environ, and that store call fails with KeyError '_MLFLOW_TELEMETRY_SESSION_ID'. It is read
+# when mlflow is imported, which no module does before this one.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 PROBE_TIMEOUT_S = 5.0
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -31,6 +41,7 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_HTTP_REQUEST_MAX_R
 LOCK_WAIT_ENV = "GENBENCH_MLFLOW_LOCK_WAIT_S"
 LOCK_WAIT_DEFAULT_S = 30.0
 LOCK_RETRY_PAUSE_S = 1.0
+LOCK_POLL_S = 0.05
 
 
 def is_http(uri: str) -> bool:
@@ -140,15 +151,51 @@ def experiment_id(client, name: str, tags: dict[str, str]) -> str:
         return exp.experiment_id
 
 
+@contextmanager
+def store_lock(db: Path) -> Iterator[None]:
+    """Hold an exclusive lock (flock) on the folder of SQLite store `db` for the block, so that the
+    processes opening one store create and migrate its schema one at a time. Waits up to
+    `GENBENCH_MLFLOW_LOCK_WAIT_S`; a folder that cannot be locked (a file system without flock)
+    is not locked."""
+    try:
+        fd = os.open(db.parent, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + lock_wait_s()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise GenBenchError(f"MLflow store {db}: another process has held its folder's lock for "
+                                        f"{lock_wait_s():g} s ({LOCK_WAIT_ENV}) while opening it; let it finish, then rerun")
+                time.sleep(LOCK_POLL_S)
+            except OSError:
+                break
+        yield
+    finally:
+        os.close(fd)
+
+
 class GuardedClient:
-    """An MlflowClient whose every call goes through `guarded`."""
+    """An MlflowClient whose every call goes through `guarded`. A SQLite store is opened (by the
+    client and its first call; MLflow migrates a new one then) under `store_lock`."""
 
     def __init__(self, uri: str):
         from mlflow.tracking import MlflowClient
 
         check_server(uri)
         self.uri = uri
-        self._client = guarded(uri, lambda: MlflowClient(tracking_uri=uri))
+        db = sqlite_path(uri)
+        if db is None:
+            self._client = guarded(uri, lambda: MlflowClient(tracking_uri=uri))
+            return
+        with store_lock(db):
+            self._client = guarded(uri, lambda: MlflowClient(tracking_uri=uri))
+            guarded(uri, lambda: self._client.search_experiments(max_results=1))
 
     def __getattr__(self, name: str):
         method = getattr(self._client, name)

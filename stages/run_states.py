@@ -43,17 +43,35 @@ def process_alive(ident: str | None) -> bool:
 
 def close_abandoned(client, experiment_id: str, kind_tag: str) -> list[str]:
     """Close as KILLED the kit's RUNNING runs whose process is gone (a pipeline run: no live stage
-    and its opener gone); returns their run ids."""
+    and its opener gone); returns their run ids. Each is read again after its process was found
+    gone (`_still_abandoned`), so a run its process finished just after the search stays FINISHED."""
     running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
     ours = [r for r in running if r.data.tags.get(kind_tag) in ("stage", "pipeline")]
     stages = [r for r in ours if r.data.tags.get(kind_tag) == "stage"]
-    closed = [r.info.run_id for r in stages if not process_alive(r.data.tags.get(PROCESS_TAG))]
-    live_parents = {r.data.tags.get("mlflow.parentRunId") for r in stages if r.info.run_id not in closed}
-    closed += [r.info.run_id for r in ours if r.data.tags.get(kind_tag) == "pipeline" and r.info.run_id not in live_parents
-               and not (r.data.tags.get(PROCESS_TAG) and process_alive(r.data.tags[PROCESS_TAG]))]  # its opener may be about to add a child
+    dead = [r for r in stages if not process_alive(r.data.tags.get(PROCESS_TAG))]
+    dead_ids = {r.info.run_id for r in dead}
+    live_parents = {r.data.tags.get("mlflow.parentRunId") for r in stages if r.info.run_id not in dead_ids}
+    dead += [r for r in ours if r.data.tags.get(kind_tag) == "pipeline" and r.info.run_id not in live_parents
+             and not (r.data.tags.get(PROCESS_TAG) and process_alive(r.data.tags[PROCESS_TAG]))]  # its opener may be about to add a child
+    closed = [r.info.run_id for r in dead if _still_abandoned(client, r, kind_tag)]
     for run_id in closed:
         client.set_terminated(run_id, status="KILLED")
     return closed
+
+
+def _still_abandoned(client, run, kind_tag: str) -> bool:
+    """Whether `run`, found RUNNING by a search and then its process gone, is RUNNING when read now.
+    A process that is gone writes no more, so this read is its last word; the search may predate
+    its final writes (it finished the run, then exited). A pipeline run must also have gained no
+    live stage run since the search (a later stage of the same pipeline reopens it)."""
+    run_id = run.info.run_id
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    if run.data.tags.get(kind_tag) != "pipeline":
+        return True
+    children = client.search_runs([run.info.experiment_id], max_results=1000,
+                                  filter_string=f"tags.`mlflow.parentRunId` = '{run_id}' and attributes.status = 'RUNNING'")
+    return not any(process_alive(c.data.tags.get(PROCESS_TAG)) for c in children)
 
 
 def _raise_interrupted(signum, frame) -> None:

@@ -28,52 +28,14 @@ from typing import Callable
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from conftest import genbench_cmd, write_params
-from stages.cli import cli
+from conftest import genbench_cmd
+from tiny_project import DATASET, finished, invoke, project_env as _env  # noqa: F401  (finished: a fixture)
 
-DATASET = "digits"
-FIXTURE_PARAMS = {
-    "datasets": [DATASET],
-    "prepare": {"shots": 2},
-    "generate": {"strategies": ["ST"], "images_per_class": 1, "steps": 2, "batch_size": 2, "shard_size": 4},
-    "cler": {"timing_repeats": 1},
-}
 UNCHECKED = ("mlflow.db", "mlruns")  # the store itself records the attempt
 GEN = Path("data/digits/generated")
 PREP = Path("data/digits/prepared")
 FEAT = Path("data/digits/features")
-
-
-def _env(root: Path) -> dict[str, str]:
-    return {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "GENBENCH_SYSTEM_METRICS": "0", "TQDM_DISABLE": "1",
-            "GENBENCH_PIPELINE_ID": ""}
-
-
-def invoke(root: Path, args: list[str], env: dict | None = None):
-    """`genbench ARGS` in this process with `root` as the working directory: (exit code, stdout, stderr)."""
-    old = Path.cwd()
-    os.chdir(root)
-    try:
-        result = CliRunner().invoke(cli, args, env={**_env(root), **(env or {})}, catch_exceptions=True)
-    finally:
-        os.chdir(old)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        raise AssertionError("".join(traceback.format_exception(result.exception)))
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    write_params(root, FIXTURE_PARAMS)
-    for stage in ("prepare", "generate", "embed", "cler"):
-        code, out, err = invoke(root, [stage, "--dataset", DATASET])
-        assert code == 0, f"{stage}: {out}\n{err}"
-    return root
 
 
 @pytest.fixture

@@ -1,15 +1,19 @@
-"""The tracking store under load: eight real `genbench` stage processes logging at once to the
-SQLite default and to an `mlflow server` on PostgreSQL, and the faults a team meets there.
+"""The tracking store under load: eight real `genbench` stage processes, plus a Ray driver and its
+workers, logging at once to the SQLite default and to an `mlflow server` on PostgreSQL, and the
+faults a team meets there.
 
 Each writer runs `genbench cler --dataset digits` in its own copy of one finished tiny project
-(built once from scratch), all logging to one store. What every writer logged is compared with
-the run the same stage logged alone while the project was built: the same metric and param keys,
-the same artifacts, each metric once, every run FINISHED, no run twice, and each writer's cost
-meter naming its own run.
+(built once from scratch), all logging to one store; beside them `genbench embed --executor ray`
+encodes a copy's image sets on RAY_WORKERS Ray workers of a local cluster. What every writer
+logged is compared with the run the same stage logged alone while the project was built: the
+same metric and param keys, the same artifacts, each metric once, every run FINISHED, no run
+twice, and each writer's cost meter naming its own run. The Ray writer's cost ledger has one row
+per Ray worker that ran (counted by Ray) and its rows' images add up to the image sets' manifests.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -23,34 +27,47 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import genbench_cmd, write_params
+from conftest import genbench_cmd
 from servers import mlflow_server, postgres  # noqa: F401  (fixtures)
-from test_faults import DATASET, FIXTURE_PARAMS, invoke
+from tiny_project import DATASET, finished, invoke  # noqa: F401  (finished: a fixture)
 
 WRITERS = 8
+RAY_WORKERS = 2
 STAGE = ["cler", "--dataset", DATASET]
+RAY_STAGE = ["embed", "--dataset", DATASET, "--executor", "ray"]
 STAGE_TIMEOUT_S = 240
-METER = Path("meter/datasets/digits/cler.json")
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    write_params(root, FIXTURE_PARAMS)
-    for stage in ("prepare", "generate", "embed", "cler"):
-        code, out, err = invoke(root, [stage, "--dataset", DATASET])
-        assert code == 0, f"{stage}: {out}\n{err}"
-    return root
+METERS = {"cler": Path("meter/datasets/digits/cler.json"), "embed": Path("meter/datasets/digits/embed.json")}
+EMBEDDED_SETS = ("prepared/test", "prepared/original", "generated")  # what embed encodes in the tiny project
 
 
 @pytest.fixture(scope="module")
 def alone(finished: Path) -> dict:
-    """What the cler stage logs when it is the only writer: metric keys, param keys, artifact paths."""
+    """What the cler and embed stages log when each is the only writer: metric keys, param keys, artifact paths."""
     client = MlflowClient(tracking_uri=f"sqlite:///{finished / 'mlflow.db'}")
     ids = [e.experiment_id for e in client.search_experiments()]
-    (run,) = [r for r in client.search_runs(ids) if r.data.tags.get("genbench.stage") == "cler"]
-    return {"metrics": set(run.data.metrics), "params": set(run.data.params),
-            "artifacts": sorted(a.path for a in client.list_artifacts(run.info.run_id))}
+    out = {}
+    for stage in METERS:
+        (run,) = [r for r in client.search_runs(ids) if r.data.tags.get("genbench.stage") == stage]
+        out[stage] = {"metrics": set(run.data.metrics), "params": set(run.data.params),
+                      "artifacts": sorted(a.path for a in client.list_artifacts(run.info.run_id))}
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of RAY_WORKERS CPUs that the Ray writer's driver joins; yields its address."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=RAY_WORKERS, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def embed_actors() -> set[str]:
+    """The names of the embedding actors the Ray cluster has run, alive or not (Ray's own record)."""
+    from ray._private.state import actors
+
+    return {a["Name"] for a in actors().values() if a.get("Name", "").startswith("genbench-embed-")}
 
 
 def copies(finished: Path, folder: Path, n: int) -> list[Path]:
@@ -67,14 +84,25 @@ def stage_env(uri: str, experiment: str, **extra: str) -> dict[str, str]:
             "TQDM_DISABLE": "1", "GENBENCH_PIPELINE_ID": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **extra}
 
 
-def run_stage(root: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([*genbench_cmd(), *STAGE], cwd=root, env=env, capture_output=True, text=True,
+def run_stage(root: Path, env: dict, stage: list[str] = STAGE) -> subprocess.CompletedProcess:
+    return subprocess.run([*genbench_cmd(), *stage], cwd=root, env=env, capture_output=True, text=True,
                           timeout=STAGE_TIMEOUT_S)
 
 
-def run_all(roots: list[Path], env: dict) -> list[subprocess.CompletedProcess]:
-    with ThreadPoolExecutor(len(roots)) as pool:
-        return list(pool.map(lambda root: run_stage(root, env), roots))
+def ray_writer(finished: Path, folder: Path, ray_address: str) -> tuple[Path, list[str], dict]:
+    """A copy whose features are gone, so `embed --executor ray` encodes every set on the Ray
+    workers: (its folder, the command, the environment it adds). One thread a worker (cpu_threads)."""
+    (root,) = copies(finished, folder / "ray", 1)
+    for features in (root / "data" / DATASET / "features").glob("*.safetensors"):
+        features.unlink()
+    return root, RAY_STAGE, {"RAY_ADDRESS": ray_address, "OMP_NUM_THREADS": "1"}
+
+
+def run_all(roots: list[Path], env: dict, ray: tuple[Path, list[str], dict]) -> list[subprocess.CompletedProcess]:
+    """The cler stage in every root and the Ray writer, all at once."""
+    with ThreadPoolExecutor(len(roots) + 1) as pool:
+        driver = pool.submit(run_stage, ray[0], {**env, **ray[2]}, ray[1])
+        return [*pool.map(lambda root: run_stage(root, env), roots), driver.result()]
 
 
 def stage_runs(client: MlflowClient, experiment: str) -> list:
@@ -83,45 +111,75 @@ def stage_runs(client: MlflowClient, experiment: str) -> list:
             if r.data.tags.get("genbench.kind") == "stage"] if exp else []
 
 
-def assert_nothing_lost(client: MlflowClient, experiment: str, roots: list[Path], alone: dict) -> None:
+def assert_nothing_lost(client: MlflowClient, experiment: str, writers: dict[Path, str], alone: dict) -> None:
+    """`writers`: each writer's project folder -> the stage it ran."""
     runs = stage_runs(client, experiment)
     finished = [r for r in runs if r.info.status == "FINISHED"]
-    meter_runs = [json.loads((root / METER).read_text())["run_id"] for root in roots]
-    assert len(set(meter_runs)) == len(roots), "two writers' meters name one run"
+    meter_runs = {json.loads((root / METERS[stage]).read_text())["run_id"]: stage for root, stage in writers.items()}
+    assert len(meter_runs) == len(writers), "two writers' meters name one run"
     assert sorted(r.info.run_id for r in finished) == sorted(meter_runs), "FINISHED runs are not one per writer"
     for run in finished:
-        assert set(run.data.metrics) == alone["metrics"]
-        assert set(run.data.params) == alone["params"]
-        assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == alone["artifacts"]
+        logged = alone[meter_runs[run.info.run_id]]
+        assert set(run.data.metrics) == logged["metrics"]
+        assert set(run.data.params) == logged["params"]
+        assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == logged["artifacts"]
         for key in ("usd_total", "wall_s"):
             assert len(client.get_metric_history(run.info.run_id, key)) == 1, f"{key} logged twice on {run.info.run_id}"
     parents = {r.data.tags["mlflow.parentRunId"] for r in finished}
-    assert len(parents) == len(roots), "writers share a parent run"
+    assert len(parents) == len(writers), "writers share a parent run"
     for parent in parents:
         assert client.get_run(parent).info.status == "FINISHED"
 
 
-def test_eight_writers_on_one_sqlite_store(finished: Path, alone: dict, tmp_path: Path):
+def assert_ledger_counts_each_worker_once(root: Path, actors: set[str], env: dict) -> None:
+    """The cost stage's ledger in the Ray writer's folder: the embed driver's row (no images) and
+    one row per Ray worker that ran, whose images add up to the manifests of the sets encoded."""
+    import pandas as pd
+
+    code, out, err = invoke(root, ["cost"], {k: env[k] for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")})
+    assert code == 0, f"{out}\n{err}"
+    with (root / "reports" / "ledger.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["stage"] == "embed"]
+    images = sum(len(pd.read_parquet(root / "data" / DATASET / s / "manifest.parquet")) for s in EMBEDDED_SETS)
+    assert len(actors) == RAY_WORKERS, f"Ray ran {sorted(actors)}"
+    assert len(rows) == 1 + len(actors), f"{len(rows)} embed rows for {len(actors)} Ray workers"
+    items = sorted(int(r["items"]) for r in rows)
+    assert items[0] == 0 and all(i > 0 for i in items[1:]), items
+    assert sum(items) == images
+    workers = json.loads((root / METERS["embed"]).read_text())["workers"]
+    assert len({w["worker"] for w in workers}) == len(workers) == len(actors)
+
+
+def test_eight_writers_on_one_sqlite_store(finished: Path, alone: dict, ray_cluster: str, tmp_path: Path):
     shared = tmp_path / "shared"
     shared.mkdir()
     uri = f"sqlite:///{shared / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     client.create_experiment("load", artifact_location=str(shared / "mlruns"))  # a team's shared store, made once
     roots = copies(finished, tmp_path, WRITERS)
-    results = run_all(roots, stage_env(uri, "load", GENBENCH_MLFLOW_LOCK_WAIT_S="120"))
+    ray = ray_writer(finished, tmp_path, ray_cluster)
+    before = embed_actors()
+    env = stage_env(uri, "load", GENBENCH_MLFLOW_LOCK_WAIT_S="120")
+    results = run_all(roots, env, ray)
     for result in results:
         assert result.returncode == 0, result.stderr[-2000:]
-    assert_nothing_lost(client, "load", roots, alone)
+    assert_nothing_lost(client, "load", {**{root: "cler" for root in roots}, ray[0]: "embed"}, alone)
     with sqlite3.connect(shared / "mlflow.db") as db:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+    assert_ledger_counts_each_worker_once(ray[0], embed_actors() - before, env)
 
 
-def test_eight_writers_on_the_server(finished: Path, alone: dict, mlflow_server, tmp_path: Path):
+def test_eight_writers_on_the_server(finished: Path, alone: dict, ray_cluster: str, mlflow_server, tmp_path: Path):
     roots = copies(finished, tmp_path, WRITERS)
-    results = run_all(roots, stage_env(mlflow_server.uri, "load-server"))  # the experiment is created by a race
+    ray = ray_writer(finished, tmp_path, ray_cluster)
+    before = embed_actors()
+    env = stage_env(mlflow_server.uri, "load-server")
+    results = run_all(roots, env, ray)  # the experiment is created by a race
     for result in results:
         assert result.returncode == 0, result.stderr[-2000:]
-    assert_nothing_lost(MlflowClient(tracking_uri=mlflow_server.uri), "load-server", roots, alone)
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    assert_nothing_lost(client, "load-server", {**{root: "cler" for root in roots}, ray[0]: "embed"}, alone)
+    assert_ledger_counts_each_worker_once(ray[0], embed_actors() - before, env)
 
 
 def wait_for_running(client: MlflowClient, experiment: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
@@ -148,7 +206,7 @@ def test_server_restart_mid_run_loses_nothing(finished: Path, alone: dict, mlflo
         assert proc.returncode == 2 and err.strip().splitlines()[-1].startswith("error: "), err[-2000:]
         rerun = run_stage(root, env)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert_nothing_lost(client, "restart", [root], alone)
+    assert_nothing_lost(client, "restart", {root: "cler"}, alone)
     assert not [r for r in stage_runs(client, "restart") if r.info.status == "RUNNING"]
 
 
@@ -173,6 +231,6 @@ def test_worker_killed_mid_write_leaves_a_sound_store(finished: Path, alone: dic
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     statuses = sorted(r.info.status for r in stage_runs(client, experiment))
     assert statuses in (["FINISHED"], ["FINISHED", "KILLED"]), statuses  # the kill may land after the run ended
-    assert_nothing_lost(client, experiment, [root], alone)
+    assert_nothing_lost(client, experiment, {root: "cler"}, alone)
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         assert db.execute("pragma integrity_check").fetchone() == ("ok",)
