@@ -284,7 +284,7 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         storage.write_manifest(out_dir, kept)
         metrics.update({"images_kept": len(kept), "cf_dropped": len(dropped),
                         "cf_filled": sum(r.get("cf_status") == "filled" for r in kept)})
-        from genbench.plots import grid_rows, sample_grid  # matplotlib only when the grid is drawn
+        from genbench.figures.samples import grid_rows, sample_grid  # matplotlib only when the grid is drawn
 
         shown = grid_rows(storage.read_manifest(out_dir))
         sample_grid(storage.load_images(out_dir, shown), shown, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")

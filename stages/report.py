@@ -29,7 +29,9 @@ import click
 from genbench import storage
 from genbench.datasets import DATASETS, category_total, get_dataset
 from genbench.errors import GenBenchError
-from genbench.plots import bar_chart, scatter_figure, shots_figure
+from genbench.figures.scatter import scatter_figure
+from genbench.figures.shots import shots_figure
+from genbench.figures.summary import bar_chart
 from genbench.report import DatasetResults, FigureEntry, TableEntry, build_index, build_report
 from genbench.tables import (
     KIT_DATA_TYPES,
@@ -305,15 +307,15 @@ def figure3(results: dict[str, dict], usd_per_image: dict, snapshot_label: str) 
 
 def figure4_5(results: dict[str, dict]) -> list[FigureEntry]:
     """Figures 4 (CLER, CLIP score and FID against the linear probe) and 5 (evaluation time per
-    metric), drawn by genbench.figures_metrics from the datasets with a quality.json."""
+    metric), drawn by genbench.figures (metric_vs_probe, evaluation_time) from the datasets with a quality.json."""
     titles = {"figure4": "Figure 4: correlation of CLER, CLIP score and FID with the linear-probe score",
               "figure5": "Figure 5: evaluation time per metric"}
     names = [n for n, r in results.items() if r["quality"] and r["cler"] and r["probe"]]
     if not names:
         reason = "needs the quality stage (metrics/<dataset>/quality.json, dvc repro quality@<dataset>)"
         return [FigureEntry(key, title, None, reason) for key, title in titles.items()]
-    from genbench.analysis import gather_rows, gather_timings, timing_summary
-    from genbench.figures_metrics import figure4_metric_vs_probe, figure5_evaluation_time
+    from genbench.figures.evaluation_time import figure5_evaluation_time, gather_timings, timing_summary
+    from genbench.figures.metric_vs_probe import figure4_metric_vs_probe, gather_rows
 
     def draw4(path):
         rows = gather_rows(METRICS, names)
