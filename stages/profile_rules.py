@@ -20,7 +20,7 @@ from genbench.errors import GenBenchError
 from genbench.generators import BUILTIN_PIPELINES
 from genbench.prompts import parse_strategy
 from stages import (bootstrap, cler, cost_stage, embed, finetune, frontier, generate, invert, prepare, probe, quality, report, retrieve,
-                    retrieve_index, tune)
+                    retrieve_index, shots, tune)
 from stages.options import IMAGE_FOLDER_SCHEMA, pipeline_datasets
 from stages.params import Field, check_section, unknown_name
 
@@ -58,7 +58,7 @@ SECTIONS: dict[str, tuple[dict[str, Field], Callable[[dict], object] | None]] = 
     "retrieve": (retrieve.SCHEMA, retrieve.check_values),
     "invert": (invert.SCHEMA, invert.check_values),
     "cost": (cost_stage.SCHEMA, None),
-    "shots": (report.SHOTS_SCHEMA, None),
+    "shots": (shots.SCHEMA, None),
     "report": (report.SCHEMA, None),
     "frontier": (frontier.SCHEMA, None),
     "models": (MODELS_SCHEMA, None),
