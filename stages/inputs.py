@@ -19,6 +19,8 @@ METRICS = Path("metrics")
 REPORTS = Path("reports")
 METER_DATASETS = Path("meter/datasets")
 METER_PIPELINE = Path("meter/pipeline")
+POOL_DIR = Path("data/pool")
+INDEX_DIR = Path("data/index")
 
 
 @dataclass(frozen=True)

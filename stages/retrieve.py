@@ -18,10 +18,9 @@ from genbench.retrieval.remote import RemoteSearcher
 from genbench.retrieval.search import QUERY_MODES, LocalSearcher
 from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_images, retrieved_rows
 from stages.dataset_command import dataset_stage_command
-from stages.inputs import DatasetPaths
+from stages.inputs import INDEX_DIR, DatasetPaths
 from stages.options import resolve_device
 from stages.params import Field, positive
-from stages.retrieve_index import INDEX_DIR
 from stages.runner import StageResult
 
 BACKENDS = ("local", "remote")

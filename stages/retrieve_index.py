@@ -21,12 +21,10 @@ from genbench.features import encode_texts, model_sha256
 from genbench.retrieval.embedded_pool import POOL_BUILDERS, composition
 from genbench.retrieval.index import INDEX_KINDS, write_caption_index
 from genbench.retrieval.pool import write_parquet_pool
+from stages.inputs import INDEX_DIR, POOL_DIR
 from stages.options import params_option, resolve_device
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
-
-POOL_DIR = Path("data/pool")
-INDEX_DIR = Path("data/index")
 
 
 def unit_interval(value) -> str | None:
