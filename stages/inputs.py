@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.datasets.base import DatasetSpec
-from genbench.errors import DataFileError, GenBenchError
+from genbench.errors import DataFileError, run_first
 
 METRICS = Path("metrics")
 REPORTS = Path("reports")
@@ -119,10 +119,7 @@ def rebuild_advice(exc: DataFileError) -> str:
     stage = producing_stage(exc.path)
     if stage is None:
         return "replace it with an intact copy" if not exc.missing else "create it"
-    return f"run `dvc repro {stage}` first" if exc.missing else f"rebuild it with `dvc repro -f -s {stage}`"
-
-
-def read_json(path: Path, producer: str) -> dict:
-    if not path.is_file():
-        raise GenBenchError(f"{path} not found; run the {producer} stage first (dvc repro {producer})")
-    return json.loads(path.read_text())
+    if exc.missing:
+        name, _, dataset = stage.partition("@")
+        return run_first(name, dataset or None)
+    return f"rebuild it with `dvc repro -f -s {stage}`"

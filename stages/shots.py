@@ -14,10 +14,10 @@ import click
 
 from genbench import storage
 from genbench.tables.shots import cler_by_shots
+from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
-from stages.runner import StageResult, run_stage
+from stages.runner import StageResult
 
 
 def _shot_list(value) -> str | None:
@@ -72,12 +72,6 @@ def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
     return StageResult(metrics=flat, artifacts=[out])
 
 
-@click.command("shots")
-@params_option
-@dataset_option
-def command(params_file: str, dataset: str | None) -> None:
-    """CLER of each data source at 1, 2, 4, ... images per class: Figure 3's data (params: shots.*)."""
-    name = resolve_dataset(params_file, dataset)
-    paths = DatasetPaths(name)
-    run_stage("shots", params_file, SCHEMA, lambda p: shots_work(p, paths), lambda p: paths.require(*shots_inputs(paths)),
-              dataset=name)
+command = dataset_stage_command(
+    "shots", SCHEMA, shots_work, "CLER of each data source at 1, 2, 4, ... images per class: Figure 3's data (params: shots.*).",
+    requires=lambda paths, p: shots_inputs(paths))

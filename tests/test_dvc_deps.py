@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -103,9 +104,12 @@ def stage_module(cmd: str) -> str:
     for word in words[2:]:
         if not isinstance(command, click.Group) or word not in command.commands:
             break
-        module, command = command.callback.__module__, command.commands[word]
-    # a frame-built command (stages.dataset_command) belongs to the stage module that built it
-    return module if command.callback.__module__ in FRAME else command.callback.__module__
+        command = command.commands[word]
+    if command.callback.__module__ not in FRAME:
+        return command.callback.__module__
+    # a frame-built command (stages.dataset_command) belongs to the stage module that names it `command`
+    return next(name for name, mod in sorted(sys.modules.items())
+                if name.startswith("stages.") and name not in FRAME and getattr(mod, "command", None) is command)
 
 
 def covered(path: str, deps: list[str]) -> bool:

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genbench.errors import GenBenchError  # noqa: E402
+from genbench.errors import GenBenchError, run_first  # noqa: E402
 from genbench.figures._save import save_png  # noqa: E402
 from genbench.metrics import correlations  # noqa: E402
 
@@ -50,7 +50,7 @@ MARKERS = "osD^vP*Xph<>"
 def read_metric_file(metrics_dir: str | Path, dataset: str, stem: str) -> dict:
     path = Path(metrics_dir) / dataset / f"{stem}.json"
     if not path.is_file():
-        raise GenBenchError(f"{path} not found; run the {METRIC_FILES[stem]} stage first (dvc repro {METRIC_FILES[stem]}@{dataset})")
+        raise GenBenchError(f"{path} not found; {run_first(METRIC_FILES[stem], dataset)}")
     return json.loads(path.read_text())
 
 
