@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from genbench import storage
-from genbench.datasets.digits import DIGITS
+from genbench.datasets import get_dataset
 from genbench.miniature import train_clip, train_diffusion
 from stages.inputs import METRICS
 from stages.options import params_option
@@ -35,7 +35,7 @@ SCHEMA = {
 
 
 def work(p: dict) -> StageResult:
-    ds = DIGITS  # the schema admits only "digits"
+    ds = get_dataset(p["dataset"])
     train = ds.loader("train", Path(p["data_root"]), p["image_size"])
     args = (train.images, train.labels, ds.classnames, ds.templates)
     with storage.atomic_dir(MODELS / "clip") as tmp:
