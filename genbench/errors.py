@@ -9,6 +9,12 @@ class GenBenchError(Exception):
     """A problem with the user's input or environment that the user can fix."""
 
 
+def run_first(stage: str, dataset: str | None = None) -> str:
+    """What to do about an input an earlier DVC stage makes and has not made yet, in the kit's one
+    wording: "run the embed stage first (dvc repro embed@digits)"."""
+    return f"run the {stage} stage first (dvc repro {stage}{'@' + dataset if dataset else ''})"
+
+
 class Interrupted(BaseException):
     """The process was asked to stop (SIGTERM); carries the signal number. A BaseException, like
     KeyboardInterrupt, so no `except Exception` swallows it."""

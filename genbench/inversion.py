@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from genbench import storage
-from genbench.errors import GenBenchError
+from genbench.errors import GenBenchError, run_first
 from genbench.prompts import placeholder_token
 
 __all__ = [
@@ -242,7 +242,7 @@ def save_embedding(path: str | Path, token: str, embedding: torch.Tensor, meta: 
 def read_tokens(directory: str | Path) -> dict:
     path = Path(directory) / TOKENS_FILE
     if not path.is_file():
-        raise GenBenchError(f"{path} not found; run the invert stage first (dvc repro invert@<dataset>)")
+        raise GenBenchError(f"{path} not found; {run_first('invert', '<dataset>')}")
     return json.loads(path.read_text())
 
 

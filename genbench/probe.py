@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genbench.devices import resolve_device
 from genbench.errors import GenBenchError
 from genbench.metrics.arrays import as_int_labels, as_matrix, as_multi_hot, l2_normalize, to_numpy
 from genbench.metrics.evaluation import check_metric, evaluate
@@ -67,7 +68,7 @@ def _auto_threads(device: torch.device, rows: int, dims: int, classes: int,
 
 
 def _device_and_dtype(device, dtype) -> tuple[torch.device, torch.dtype]:
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device if device is not None else resolve_device("auto"))
     if dtype is None:
         dtype = torch.float32 if device.type == "cuda" else torch.float64
     return device, dtype

@@ -25,7 +25,7 @@ from stages.runner import StageResult
 
 SCHEMA = {
     "timing_repeats": Field(int, 3, positive, help="timed repeats per metric (Figure 5)"),
-    "ranking": Field(str, "softmax", lambda v: None if v in RANKING_SCORES else f"must be one of {', '.join(RANKING_SCORES)}",
+    "ranking": Field(str, "softmax", choices=RANKING_SCORES,
                      help="scores 11-point mAP and ROC AUC rank by: softmax (released code) | cosine"),
 }
 

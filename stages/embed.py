@@ -50,12 +50,6 @@ def image_sets(paths: DatasetPaths) -> dict:
     return {name: d for name, d in sets.items() if name not in OPTIONAL_SETS or (d / storage.MANIFEST).is_file()}
 
 
-def backbone_folder(paths: DatasetPaths, model: str, pretrained: str | None) -> Path:
-    """Where an extra backbone's features go: features/backbones/<model>__<pretrained>."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{model}__{pretrained}")
-    return paths.features / "backbones" / safe
-
-
 def encode_sets(p: dict, paths: DatasetPaths, model: str, pretrained: str | None, features: Path, executor: str,
                 address: str | None) -> tuple[int, list[str], object, str, object]:
     """Encode every image set and the class prompts with one CLIP model into `features`, reusing
@@ -103,7 +97,7 @@ def score_backbones(p: dict, paths: DatasetPaths, executor: str, address: str | 
     result = {"primary": f"{p['model']}|{p['pretrained']}", "backbones": {}}
     for entry in p["backbones"]:
         model, pretrained = entry["model"], entry.get("pretrained")
-        folder = backbone_folder(paths, model, pretrained)
+        folder = paths.backbone_features(model, pretrained)
         folder.mkdir(parents=True, exist_ok=True)
         encode_sets(p, paths, model, pretrained, folder, executor, address)
         text, _, _ = load_features(folder / "text.safetensors")

@@ -8,7 +8,7 @@ import click
 
 from genbench import storage
 from genbench.clip_models import check_clip_source, check_pretrained_used, load_clip
-from genbench.executors.workers import resolve_worker_device
+from genbench.devices import resolve_device
 from genbench.finetune import FinetuneSettings, finetune_encoder, kshot_indices
 from genbench.labels import feature_labels, scoring_targets
 from stages.dataset_command import dataset_stage_command
@@ -56,7 +56,7 @@ def image_set(paths: DatasetPaths, name: str):
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     meta = paths.read_meta()
     task, n = meta.get("task", "multiclass"), len(meta["classnames"])
-    device = resolve_worker_device(p["device"])
+    device = resolve_device(p["device"], "finetune.device")
     bundle = load_clip(p["model"], p["pretrained"], seed=p["model_seed"], device=device)
     test_images, test_manifest = storage.load_image_set(paths.prepared / "test")
     test_labels = scoring_targets(feature_labels(test_manifest, task, n), task, n, "test labels")

@@ -18,7 +18,8 @@ from cost.ledger import apportion_items, delivered_items
 from cost.meter import Meter
 from genbench import storage
 from genbench.clip_models import check_clip_source
-from genbench.errors import GenBenchError
+from genbench.devices import resolve_device
+from genbench.errors import GenBenchError, run_first
 from genbench.executors import EXECUTORS, ExecutorOptions, GenerationWorker, load_generator
 from genbench.generation import (
     GenerationSettings,
@@ -36,7 +37,7 @@ from genbench.strategies.enhance import DEFAULT_ENHANCER
 from genbench.strategies.sources import TextModels, build_sources, needs_captions, needs_sentences
 from genbench.weights import check_model_folder
 from stages.inputs import DatasetPaths
-from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset, resolve_device
+from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -57,10 +58,10 @@ SCHEMA = {
     "model": Field(str, "tiny-sd", help="built-in name, local save_pretrained folder, or hub id"),
     "revision": Field((str, type(None)), None, help="hub commit to pin (recorded in the manifest)"),
     "variant": Field((str, type(None)), None, help="weights variant on the hub, e.g. fp16"),
-    "dtype": Field(str, "float32"),
+    "dtype": Field(str, "float32", choices=DTYPES),
     "device": Field(str, "auto"),
     "attention": Field(str, "sdpa", help="sdpa (PyTorch) or xformers"),
-    "scheduler": Field(str, "default", help="default keeps the model's; else a name of genbench.generators.SCHEDULERS"),
+    "scheduler": Field(str, "default", choices=SCHEDULERS, help="default keeps the model's; else a name of genbench.generators.SCHEDULERS"),
     "compile": Field(bool, False, help="torch.compile the UNet/transformer"),
     "strategies": Field(list, ["ST", "DT"]),
     "st_template": Field(str, SIMPLE_TEMPLATE, help='ST prompt, {c} the class name: "{c}" (Table 6) or "a photo of {c}" (Sec. 2.3)'),
@@ -116,10 +117,6 @@ def check_values(p: dict) -> list[Strategy]:
         check_simple_template(p["st_template"])
     except GenBenchError as exc:
         raise GenBenchError(f"params key 'generate.st_template': {exc}") from None
-    if p["dtype"] not in DTYPES:
-        raise GenBenchError(f"params key 'generate.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
-    if p["scheduler"] not in SCHEDULERS:
-        raise GenBenchError(f"params key 'generate.scheduler' = {p['scheduler']!r} must be one of {', '.join(SCHEDULERS)}")
     for key in ("height", "width"):
         if p[key] % SIZE_MULTIPLE:
             nearest = max(SIZE_MULTIPLE, round(p[key] / SIZE_MULTIPLE) * SIZE_MULTIPLE)
@@ -179,7 +176,7 @@ def _originals(paths: DatasetPaths, strategies: list[Strategy]):
         return None
     directory = paths.prepared / "original"
     if not (directory / storage.MANIFEST).is_file():
-        raise GenBenchError(f"{directory} not found; run the prepare stage first (dvc repro prepare@{paths.dataset})")
+        raise GenBenchError(f"{directory} not found; {run_first('prepare', paths.dataset)}")
     return storage.load_image_set(directory)
 
 
@@ -313,7 +310,7 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
         storage.write_manifest(out_dir, kept)
         metrics.update({"images_kept": len(kept), "filter_dropped": len(dropped),
                         "filter_filled": sum(r.get("filter_status") == "filled" for r in kept)})
-        from genbench.plots import grid_rows, sample_grid  # matplotlib only when the grid is drawn
+        from genbench.figures.samples import grid_rows, sample_grid  # matplotlib only when the grid is drawn
 
         shown = grid_rows(storage.read_manifest(out_dir))
         sample_grid(storage.load_images(out_dir, shown), shown, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbench.datasets.base import DatasetSpec
-from genbench.errors import DataFileError, GenBenchError
+from genbench.errors import DataFileError, run_first
 
 METRICS = Path("metrics")
 REPORTS = Path("reports")
 METER_DATASETS = Path("meter/datasets")
 METER_PIPELINE = Path("meter/pipeline")
+POOL_DIR = Path("data/pool")
+INDEX_DIR = Path("data/index")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class DatasetPaths:
     @property
     def features(self) -> Path:
         return Path("data") / self.dataset / "features"
+
+    def backbone_features(self, model: str, pretrained: str | None) -> Path:
+        """Where an extra backbone's features go (embed.backbones): features/backbones/<model>__<pretrained>."""
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{model}__{pretrained}")
+        return self.features / "backbones" / safe
 
     @property
     def metrics(self) -> Path:
@@ -117,10 +124,7 @@ def rebuild_advice(exc: DataFileError) -> str:
     stage = producing_stage(exc.path)
     if stage is None:
         return "replace it with an intact copy" if not exc.missing else "create it"
-    return f"run `dvc repro {stage}` first" if exc.missing else f"rebuild it with `dvc repro -f -s {stage}`"
-
-
-def read_json(path: Path, producer: str) -> dict:
-    if not path.is_file():
-        raise GenBenchError(f"{path} not found; run the {producer} stage first (dvc repro {producer})")
-    return json.loads(path.read_text())
+    if exc.missing:
+        name, _, dataset = stage.partition("@")
+        return run_first(name, dataset or None)
+    return f"rebuild it with `dvc repro -f -s {stage}`"

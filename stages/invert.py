@@ -26,6 +26,7 @@ import torch
 
 from genbench import storage
 from genbench.clip_models import load_clip
+from genbench.devices import resolve_device
 from genbench.errors import GenBenchError
 from genbench.features import encode_texts, model_sha256
 from genbench.generators import DTYPES, load_pipeline
@@ -42,7 +43,6 @@ from genbench.retrieval.filter import filter_references, load_captioner, load_si
 from genbench.seeding import image_seed
 from stages.dataset_command import dataset_stage_command
 from stages.inputs import DatasetPaths
-from stages.options import resolve_device
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult
 
@@ -50,7 +50,7 @@ SOURCES = ("original", "retrieved")
 SCHEMA = {
     "model": Field(str, "tiny-sd", help="the generator generate uses: built-in name, local folder or hub id"),
     "revision": Field((str, type(None)), None),
-    "dtype": Field(str, "float32"),
+    "dtype": Field(str, "float32", choices=DTYPES),
     "device": Field(str, "auto"),
     "seed": Field(int, 0, non_negative, help="built-in model weights and the training draws"),
     "resolution": Field(int, 32, positive, help="training image side (SD 2.1 base: 512)"),
@@ -74,8 +74,6 @@ def check_values(p: dict) -> None:
     bad = [s for s in p["references"] if s not in SOURCES]
     if bad or not p["references"] or len(set(p["references"])) != len(p["references"]):
         raise GenBenchError(f"params key 'invert.references' = {p['references']!r} must list distinct sources from {', '.join(SOURCES)}")
-    if p["dtype"] not in DTYPES:
-        raise GenBenchError(f"params key 'invert.dtype' = {p['dtype']!r} must be one of {', '.join(DTYPES)}")
 
 
 def check(p: dict) -> None:

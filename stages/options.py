@@ -95,15 +95,3 @@ address_option = click.option(
     envvar="RAY_ADDRESS",
     help="Ray cluster to join with --executor ray ('auto', HOST:6379, ray://HOST:10001); default: start one here.",
 )
-
-
-def resolve_device(name: str, key: str) -> str:
-    """'auto' -> CUDA when available, else CPU; an explicit CUDA device without CUDA is an error
-    naming the params key."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenBenchError(f"{key} = {name!r} but no CUDA device is available; use 'cpu' or 'auto'")
-    return name

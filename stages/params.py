@@ -1,8 +1,9 @@
 """Reading and validating a stage's section of params.yaml.
 
-A stage declares its section as a schema: a mapping from key to `Field(type, default)`. Unknown
-keys, missing required keys and values of the wrong type are reported as `GenBenchError` naming
-the key, before the stage writes anything.
+A stage declares its section as a schema: a mapping from key to `Field(type, default)`, with the
+allowed values, where there is a fixed set, declared once as `choices`. Unknown keys, missing
+required keys, values of the wrong type and values outside `choices` are reported as
+`GenBenchError` naming the key, before the stage writes anything.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import yaml
 
@@ -27,6 +28,7 @@ class Field:
     default: Any = REQUIRED
     check: Callable[[Any], str | None] | None = None  # returns an error text, or None when valid
     help: str = ""
+    choices: Collection | None = None  # the allowed values (a non-null value outside them is an error)
 
 
 def positive(value: Any) -> str | None:
@@ -96,6 +98,8 @@ def check_section(raw: Any, section: str, schema: dict[str, Field]) -> tuple[dic
             problems.append(f"params key '{name}' = {value!r} must be {_type_name(field.type)}")
             continue
         problem = field.check(value) if field.check is not None and value is not None else None
+        if problem is None and field.choices is not None and value is not None and value not in field.choices:
+            problem = f"must be one of {', '.join(map(str, field.choices))}"
         if problem:
             problems.append(f"params key '{name}' = {value!r} {problem}")
             continue

@@ -20,7 +20,7 @@ from genbench.errors import GenBenchError
 from genbench.generators import BUILTIN_PIPELINES
 from genbench.prompts import parse_strategy
 from stages import (bootstrap, cler, cost_stage, embed, finetune, frontier, generate, invert, prepare, probe, quality, report, retrieve,
-                    retrieve_index, tune)
+                    retrieve_index, shots, tune)
 from stages.options import IMAGE_FOLDER_SCHEMA, pipeline_datasets
 from stages.params import Field, check_section, unknown_name
 
@@ -53,12 +53,12 @@ SECTIONS: dict[str, tuple[dict[str, Field], Callable[[dict], object] | None]] = 
     "tune": (tune.SCHEMA, None),
     "finetune": (finetune.SCHEMA, None),
     "quality": (quality.SCHEMA, None),
-    "pool": (retrieve_index.POOL_SCHEMA, retrieve_index.check_pool),
-    "index": (retrieve_index.INDEX_SCHEMA, retrieve_index.check_index_values),
+    "pool": (retrieve_index.POOL_SCHEMA, None),
+    "index": (retrieve_index.INDEX_SCHEMA, None),
     "retrieve": (retrieve.SCHEMA, retrieve.check_values),
     "invert": (invert.SCHEMA, invert.check_values),
     "cost": (cost_stage.SCHEMA, None),
-    "shots": (report.SHOTS_SCHEMA, None),
+    "shots": (shots.SCHEMA, None),
     "report": (report.SCHEMA, None),
     "frontier": (frontier.SCHEMA, None),
     "models": (MODELS_SCHEMA, None),

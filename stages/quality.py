@@ -26,14 +26,15 @@ import torch
 
 from genbench import storage
 from genbench.clip_models import load_clip
-from genbench.errors import GenBenchError
+from genbench.devices import device_problem, resolve_device
+from genbench.errors import GenBenchError, run_first
 from genbench.features import cache_key, cached_features, encode_images, encode_texts, load_features, model_sha256
 from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
 from genbench.metrics.clip_score import CLASS_REFERENCE, CLIP_SCORE_TEXTS, reference_texts
 from genbench.probe import linear_probe
 from stages.cler import external_sets, real_test_set
 from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset, resolve_device
+from stages.options import dataset_option, params_option, resolve_dataset
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
 
@@ -41,9 +42,9 @@ SCHEMA = {
     "model": Field(str, "tiny-clip", help="the CLIP model that embedded the images (as embed.model)"),
     "pretrained": Field((str, type(None)), None, help="as embed.pretrained"),
     "model_seed": Field(int, 0, non_negative, help="seed of a built-in CLIP (as embed.seed)"),
-    "device": Field(str, "auto"),
+    "device": Field(str, "auto", device_problem),
     "batch_size": Field(int, 256, positive, help="prompts (and, with clip_score_model, images) encoded per batch"),
-    "clip_score_text": Field(str, "class", lambda v: None if v in CLIP_SCORE_TEXTS else f"must be one of {', '.join(CLIP_SCORE_TEXTS)}",
+    "clip_score_text": Field(str, "class", choices=CLIP_SCORE_TEXTS,
                              help='CLIP score reference: class ("a photo of a {class}", released code) | prompt (its own prompt)'),
     "clip_score_model": Field((str, type(None)), None, help="CLIP model of the CLIP score; null: quality.model (paper: ViT-B-16)"),
     "clip_score_pretrained": Field((str, type(None)), None, help="its open_clip pretrained tag (paper: openai)"),
@@ -61,13 +62,6 @@ CLIP_SCORE_DEFINITIONS = {
 }
 PAD_DEFINITION = "proxy-A distance 2(1-2e) of CLIP features vs the test set, e the held-out linear error"
 TIMING_DEFINITION = "wall seconds per timed run, cached features of the pooled generated set; no feature extraction"
-
-
-def check_device(device: str) -> None:
-    if device != "auto" and device != "cpu" and not device.startswith("cuda"):
-        raise GenBenchError(f"params key 'quality.device' = {device!r} must be auto, cpu or cuda[:N]")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GenBenchError(f"params key 'quality.device' = {device!r} but no CUDA device is available; use 'cpu' or 'auto'")
 
 
 def load_matching_clip(p: dict, paths: DatasetPaths, device: str):
@@ -90,15 +84,14 @@ def check_inputs(p: dict, paths: DatasetPaths) -> tuple:
     """Everything the work needs that the user can get wrong, checked before anything is written:
     the device, the embed outputs, the prepared metadata and the CLIP models. Returns
     (clip bundle, model id, device, CLIP score bundle or None, CLIP score model id)."""
-    check_device(p["device"])
+    device = resolve_device(p["device"], "quality.device")
     for name in ("test", "original", "generated", "text"):
         path = paths.features / f"{name}.safetensors"
         if not path.is_file():
-            raise GenBenchError(f"{path} not found; run the embed stage first (dvc repro embed@{paths.dataset})")
+            raise GenBenchError(f"{path} not found; {run_first('embed', paths.dataset)}")
     if not (paths.generated / storage.MANIFEST).is_file():
-        raise GenBenchError(f"{paths.generated / storage.MANIFEST} not found; run the generate stage first (dvc repro generate@{paths.dataset})")
+        raise GenBenchError(f"{paths.generated / storage.MANIFEST} not found; {run_first('generate', paths.dataset)}")
     paths.read_meta()
-    device = resolve_device(p["device"], "quality.device")
     bundle, model_id = load_matching_clip(p, paths, device)
     if p["clip_score_model"] is None:
         return bundle, model_id, device, None, model_id
@@ -126,9 +119,8 @@ def clip_score_features(p: dict, paths: DatasetPaths, checked: tuple, generated_
 def backbone_features(p: dict, paths: DatasetPaths, bundle, manifest) -> np.ndarray | None:
     """The generated images' features in the CLIP score model when embed already encoded them with
     it as one of embed.backbones (their cache key: this model's weights and these images), else None."""
-    from stages.embed import backbone_folder
 
-    path = backbone_folder(paths, p["clip_score_model"], p["clip_score_pretrained"]) / "generated.safetensors"
+    path = paths.backbone_features(p["clip_score_model"], p["clip_score_pretrained"]) / "generated.safetensors"
     if not path.is_file():
         return None
     key = cache_key(f"{p['clip_score_model']}|{p['clip_score_pretrained']}", model_sha256(bundle.model),

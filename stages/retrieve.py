@@ -10,6 +10,7 @@ import click
 
 from genbench import storage
 from genbench.clip_models import load_clip
+from genbench.devices import resolve_device
 from genbench.errors import GenBenchError
 from genbench.features import encode_texts
 from genbench.retrieval.index import CaptionIndex
@@ -18,19 +19,17 @@ from genbench.retrieval.remote import RemoteSearcher
 from genbench.retrieval.search import QUERY_MODES, LocalSearcher
 from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_images, retrieved_rows
 from stages.dataset_command import dataset_stage_command
-from stages.inputs import DatasetPaths
-from stages.options import resolve_device
+from stages.inputs import INDEX_DIR, DatasetPaths
 from stages.params import Field, positive
-from stages.retrieve_index import INDEX_DIR
 from stages.runner import StageResult
 
 BACKENDS = ("local", "remote")
 SCHEMA = {
-    "backend": Field(str, "local", help="local (the index stage's data/index) | remote (a clip-retrieval KNN service)"),
+    "backend": Field(str, "local", choices=BACKENDS, help="local (the index stage's data/index) | remote (a clip-retrieval KNN service)"),
     "url": Field((str, type(None)), None, help="remote: the service's /knn-service URL"),
     "indice_name": Field((str, type(None)), None, help="remote: the service's index name, e.g. laion_400m"),
-    "query": Field(str, "mean", help="mean (one query: mean of the template embeddings) | per_template"),
-    "mts_query": Field(str, "name", help="name (the class name alone, as the paper's MTS) | templates"),
+    "query": Field(str, "mean", choices=QUERY_MODES, help="mean (one query: mean of the template embeddings) | per_template"),
+    "mts_query": Field(str, "name", choices=MTS_QUERIES, help="name (the class name alone, as the paper's MTS) | templates"),
     "top_k": Field(int, 32, positive, help="hits searched per class for the retrieved images"),
     "mts_top_k": Field(int, 10, positive, help="hits MTS averages per class (released code: 10)"),
     "mts_model": Field((str, type(None)), None, help="CLIP text space of MTS; null: the index's (paper: ViT-B-32, as released)"),
@@ -43,9 +42,6 @@ SCHEMA = {
 
 def check_values(p: dict) -> None:
     """The checks that need only the section's values (no device, index or service)."""
-    for key, allowed in (("backend", BACKENDS), ("query", QUERY_MODES), ("mts_query", MTS_QUERIES)):
-        if p[key] not in allowed:
-            raise GenBenchError(f"params key 'retrieve.{key}' = {p[key]!r} must be one of {', '.join(allowed)}")
     if p["mts_query"] == "templates" and p["mts_top_k"] > p["top_k"]:
         raise GenBenchError(f"params key 'retrieve.mts_top_k' = {p['mts_top_k']} exceeds retrieve.top_k = {p['top_k']}, "
                             "whose hits mts_query 'templates' reuses; lower it or use mts_query: name")

@@ -16,17 +16,16 @@ import click
 
 from genbench import storage
 from genbench.clip_models import load_clip
+from genbench.devices import resolve_device
 from genbench.errors import GenBenchError
 from genbench.features import encode_texts, model_sha256
 from genbench.retrieval.embedded_pool import POOL_BUILDERS, composition
 from genbench.retrieval.index import INDEX_KINDS, write_caption_index
 from genbench.retrieval.pool import write_parquet_pool
-from stages.options import params_option, resolve_device
+from stages.inputs import INDEX_DIR, POOL_DIR
+from stages.options import params_option
 from stages.params import Field, non_negative, positive
 from stages.runner import StageResult, run_stage
-
-POOL_DIR = Path("data/pool")
-INDEX_DIR = Path("data/index")
 
 
 def unit_interval(value) -> str | None:
@@ -34,7 +33,7 @@ def unit_interval(value) -> str | None:
 
 
 POOL_SCHEMA = {
-    "source": Field(str, "digits", help="embedded pool builder: " + ", ".join(POOL_BUILDERS)),
+    "source": Field(str, "digits", choices=POOL_BUILDERS, help="embedded pool builder"),
     "image_size": Field(int, 32, positive),
     "per_class": Field((int, type(None)), None, positive, help="training images per class to use (null: all)"),
     "wrong_fraction": Field(float, 0.1, unit_interval, help="captions naming another class"),
@@ -50,16 +49,11 @@ INDEX_SCHEMA = {
     "pretrained": Field((str, type(None)), None),
     "device": Field(str, "auto"),
     "batch_size": Field(int, 256, positive),
-    "kind": Field(str, "auto", help="auto | flat | ivfpq | hnsw"),
+    "kind": Field(str, "auto", choices=INDEX_KINDS, help="auto | flat | ivfpq | hnsw"),
     "exact_max": Field(int, 100_000, positive, help="auto: exact flat index up to this many captions, ivfpq above"),
     "nprobe": Field(int, 16, positive, help="inverted lists visited per ivfpq search"),
     "seed": Field(int, 0, non_negative),
 }
-
-
-def check_pool(p: dict) -> None:
-    if p["source"] not in POOL_BUILDERS:
-        raise GenBenchError(f"params key 'pool.source' = {p['source']!r} must be one of {', '.join(POOL_BUILDERS)}")
 
 
 def pool_work(p: dict) -> StageResult:
@@ -74,14 +68,7 @@ def pool_work(p: dict) -> StageResult:
     return StageResult(metrics={"pool_items": len(items), **{f"pool_{k}": v for k, v in kinds.items()}}, items=len(items))
 
 
-def check_index_values(p: dict) -> None:
-    """The checks that need only the section's values (no pool, device or model)."""
-    if p["kind"] not in INDEX_KINDS:
-        raise GenBenchError(f"params key 'index.kind' = {p['kind']!r} must be one of {', '.join(INDEX_KINDS)}")
-
-
 def check_index(p: dict) -> None:
-    check_index_values(p)
     if not Path(p["pool"]).exists():
         raise GenBenchError(f"params key 'index.pool' = {p['pool']!r} does not exist; run the pool stage or point it at your pool")
     resolve_device(p["device"], "index.device")
@@ -103,7 +90,7 @@ def index_work(p: dict) -> StageResult:
 @params_option
 def pool_command(params_file: str) -> None:
     """Write the embedded default's noisy captioned-digits pool as parquet shards (params: pool.*)."""
-    run_stage("pool", params_file, POOL_SCHEMA, pool_work, check_pool)
+    run_stage("pool", params_file, POOL_SCHEMA, pool_work)
 
 
 @click.command("retrieve-index")

@@ -1,6 +1,6 @@
-"""Analysis across datasets and sources (genbench.analysis) and the Figure 4 / Figure 5 PNGs
-(genbench.figures_metrics). Correlations are checked against scipy.stats, timing summaries
-against numpy and scipy.stats.sem."""
+"""Analysis across datasets and sources and the Figure 4 / Figure 5 PNGs (genbench.figures:
+metric_vs_probe, evaluation_time). Correlations are checked against scipy.stats, timing
+summaries against numpy and scipy.stats.sem."""
 
 
 import numpy as np
@@ -9,15 +9,9 @@ from PIL import Image
 from scipy import stats
 
 from genbench import storage
-from genbench.analysis import (
-    gather_rows,
-    gather_timings,
-    metric_probe_correlations,
-    time_ratio,
-    timing_summary,
-)
 from genbench.errors import GenBenchError
-from genbench.figures_metrics import figure4_metric_vs_probe, figure5_evaluation_time
+from genbench.figures.evaluation_time import figure5_evaluation_time, gather_timings, time_ratio, timing_summary
+from genbench.figures.metric_vs_probe import figure4_metric_vs_probe, gather_rows, metric_probe_correlations
 
 # (dataset, source, cler, clip_score, fid_clip, probe)
 HAND_ROWS = [

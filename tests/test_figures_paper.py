@@ -219,7 +219,7 @@ def test_figures_without_their_data_say_what_they_need(tmp_path, monkeypatch):
 def test_the_shots_sweep_draws_the_original_curve_from_the_pool_when_embed_encoded_one(tmp_path, monkeypatch):
     from genbench.features import save_features
     from stages.inputs import DatasetPaths
-    from stages.report import shots_work
+    from stages.shots import shots_work
 
     monkeypatch.chdir(tmp_path)
     paths = DatasetPaths("digits")

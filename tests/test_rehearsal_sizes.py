@@ -127,7 +127,6 @@ def test_quality_reuses_the_backbone_features_of_its_clip_score_model(tmp_path, 
     other images or weights (another cache key) are not."""
     from genbench import storage
     from genbench.features import cache_key, encode_images, model_sha256, save_features
-    from stages.embed import backbone_folder
     from stages.inputs import DatasetPaths
     from stages.quality import clip_score_features
 
@@ -142,7 +141,7 @@ def test_quality_reuses_the_backbone_features_of_its_clip_score_model(tmp_path, 
     p = {"clip_score_model": "tiny-clip", "clip_score_pretrained": None, "clip_score_text": "class", "batch_size": 8}
     checked = (None, "tiny-clip|None", "cpu", bundle, "tiny-clip|None")
     shas = list(storage.read_manifest(paths.generated)["sha256"])
-    path = backbone_folder(paths, "tiny-clip", None) / "generated.safetensors"
+    path = paths.backbone_features("tiny-clip", None) / "generated.safetensors"
     path.parent.mkdir(parents=True)
     stored = np.eye(3, 64, dtype=np.float32)  # not what the model computes: only a read-back returns these
     save_features(path, stored, np.arange(3), {"cache_key": cache_key("tiny-clip|None", model_sha256(bundle.model), shas)})

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from genbench import storage
-from genbench.plots import grid_rows
+from genbench.figures.samples import grid_rows
 from genbench.retrieval.search import Hit
 from genbench.retrieval.select import ClassRetrieval, retrieved_images, select_shots
 

@@ -21,7 +21,6 @@ from genbench.executors.workers import (
     ShardMaker,
     load_encoder,
     load_generator,
-    resolve_worker_device,
 )
 
 # name -> fn(out_dir, shards, indices, worker: GenerationWorker, row_extra, plan_hashes, *, init_images, options,
@@ -33,5 +32,5 @@ EMBED_EXECUTORS = {"local": embed_local, "ray": embed_on_ray}
 
 __all__ = [
     "EMBED_EXECUTORS", "EXECUTORS", "EmbedRun", "EmbeddingWorker", "EncodedSet", "ExecutorOptions",
-    "GenerationWorker", "ShardMaker", "ShardRun", "load_encoder", "load_generator", "resolve_worker_device",
+    "GenerationWorker", "ShardMaker", "ShardRun", "load_encoder", "load_generator",
 ]

@@ -24,17 +24,9 @@ import numpy as np
 import torch
 
 from genbench import storage
+from genbench.devices import resolve_device
 from genbench.errors import GenBenchError
 from genbench.generation import GenerationSettings, ImageJob
-
-
-def resolve_worker_device(name: str) -> str:
-    """'auto' is CUDA where this process sees a GPU, else the CPU; 'cuda...' needs a GPU."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GenBenchError(f"device {name!r} asked for, but {socket.gethostname()} sees no CUDA device; use 'cpu' or 'auto'")
-    return name
 
 
 @contextmanager
@@ -134,7 +126,7 @@ def load_generator(worker: GenerationWorker) -> LoadedGenerator:
     if key not in _generators:
         _generators.clear()
         with torch_threads(worker.cpu_threads):
-            _generators[key] = _load(worker, resolve_worker_device(worker.device))
+            _generators[key] = _load(worker, resolve_device(worker.device))
     loaded = _generators[key]
     _check_identity(worker.model, worker.expected, loaded.identity)
     return loaded
@@ -312,7 +304,7 @@ def load_encoder(worker: EmbeddingWorker) -> LoadedEncoder:
     key = (worker.model, worker.pretrained, worker.seed, worker.device)
     if key not in _encoders:
         _encoders.clear()
-        device = resolve_worker_device(worker.device)
+        device = resolve_device(worker.device)
         bundle = load_clip(worker.model, worker.pretrained, seed=worker.seed, device=device)
         _encoders[key] = LoadedEncoder(bundle, device, model_sha256(bundle.model), worker.batch_size, worker.cpu_threads)
     loaded = replace(_encoders[key], batch_size=worker.batch_size, cpu_threads=worker.cpu_threads,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from genbench.plots import _save
+from genbench.figures._save import save_png
 
 TITLE = "Figure 11: CLER score and linear-probe score across CLIP backbones"
 ONE_BACKBONE = "one backbone, so not produced (list extra CLIP models in embed.backbones)"
@@ -43,5 +43,5 @@ def draw_figure11(results: dict[str, dict], primary: str, path: Path) -> str | N
     ax.set_ylabel("linear-probe score (%)")
     ax.set_title(TITLE, fontsize=9)
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_png(fig, path)
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genbench.plots import scatter_figure
+from genbench.figures.scatter import scatter_figure
 
 TITLE = "Figure 10: CLER score and fine-tuned accuracy with 5-shot generated and original data"
 MISSING = "needs metrics/<dataset>/finetune.json (dvc repro finetune@<dataset>)"

@@ -1,9 +1,9 @@
-"""Analysis across the datasets and strategies of a run: how well CLER, CLIP score and FID (in
-CLIP feature space) predict the linear-probe score (GenBench Figure 4), and what each metric
-costs in evaluation time (GenBench Figure 5).
+"""GenBench Figure 4 from a run's own data: how well CLER, CLIP score and FID (in CLIP feature
+space) predict the linear-probe score across the datasets and sources of a run, and the scatter
+that shows it.
 
 Inputs are the per-dataset metric files of the pipeline: `<metrics_dir>/<dataset>/cler.json`,
-`probe.json` and `quality.json` (schemas in docs/metrics.md).
+`probe.json` and `quality.json` (schemas in docs/metrics.md). The PNG is written atomically.
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ import math
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+import matplotlib
 
-from genbench.errors import GenBenchError
-from genbench.metrics import correlations
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from genbench.errors import GenBenchError, run_first  # noqa: E402
+from genbench.figures._save import save_png  # noqa: E402
+from genbench.metrics import correlations  # noqa: E402
 
 METRICS_VS_PROBE = ("cler", "clip_score", "fid_clip")
 MIN_POINTS = 3
@@ -30,11 +35,22 @@ SOURCE_SELECTIONS: dict[str, Callable[[str], bool]] = {
 
 METRIC_FILES = {"cler": "cler", "probe": "probe", "quality": "quality"}  # file stem -> producing stage
 
+METRIC_LABELS = {
+    "cler": "CLER score (%)",
+    "cler_ensemble": "CLER-ensemble score (%)",
+    "clip_score": "CLIP score",
+    "fid_clip": "FID in CLIP feature space",
+    "pad": "proxy-A distance",
+    "probe": "linear probe score (%)",
+    "encode_prompts": "prompt encoding",
+}
+MARKERS = "osD^vP*Xph<>"
+
 
 def read_metric_file(metrics_dir: str | Path, dataset: str, stem: str) -> dict:
     path = Path(metrics_dir) / dataset / f"{stem}.json"
     if not path.is_file():
-        raise GenBenchError(f"{path} not found; run the {METRIC_FILES[stem]} stage first (dvc repro {METRIC_FILES[stem]}@{dataset})")
+        raise GenBenchError(f"{path} not found; {run_first(METRIC_FILES[stem], dataset)}")
     return json.loads(path.read_text())
 
 
@@ -104,45 +120,48 @@ def metric_probe_correlations(rows: list[dict], *, metrics=METRICS_VS_PROBE, tar
     return out
 
 
-def gather_timings(metrics_dir: str | Path, datasets: list[str]) -> dict[str, dict[str, list[float]]]:
-    """{dataset: {metric: [seconds of each timed repeat]}} from each dataset's quality.json."""
-    return {dataset: read_metric_file(metrics_dir, dataset, "quality")["seconds"] for dataset in datasets}
+def _correlation_title(metric: str, stats: dict) -> str:
+    label = METRIC_LABELS.get(metric, metric)
+    if stats["reason"] is not None:
+        return f"{label}\nr, \u03c1: n/a ({stats['n']} point(s))"
+    return f"{label}\nr = {stats['pearson']:.2f}, \u03c1 = {stats['spearman']:.2f} (n = {stats['n']})"
 
 
-def timing_summary(timings: dict[str, dict[str, list[float]]]) -> dict[str, dict]:
-    """Per metric, over every timed repeat of every dataset (one repeat = one evaluation of one
-    dataset): {mean, std (ddof=1; 0 for one value), sem (std / sqrt(n)), min, max, n, datasets,
-    per_dataset: {dataset: mean}, values: [every repeat]}."""
-    pooled: dict[str, list[float]] = {}
-    per_dataset: dict[str, dict[str, float]] = {}
-    for dataset, seconds in timings.items():
-        for metric, values in seconds.items():
-            values = [float(v) for v in values]
-            if not values or not all(math.isfinite(v) and v >= 0 for v in values):
-                raise GenBenchError(f"timings of {metric!r} on {dataset!r} = {values!r} must be non-empty non-negative seconds")
-            pooled.setdefault(metric, []).extend(values)
-            per_dataset.setdefault(metric, {})[dataset] = float(np.mean(values))
-    summary = {}
-    for metric, values in pooled.items():
-        array = np.asarray(values)
-        std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-        summary[metric] = {
-            "mean": float(array.mean()),
-            "std": std,
-            "sem": std / math.sqrt(len(array)),
-            "min": float(array.min()),
-            "max": float(array.max()),
-            "n": len(array),
-            "datasets": len(per_dataset[metric]),
-            "per_dataset": per_dataset[metric],
-            "values": values,
-        }
-    return summary
-
-
-def time_ratio(summary: dict[str, dict], numerator: str = "probe", denominator: str = "cler") -> float | None:
-    """Mean time of `numerator` over mean time of `denominator` (e.g. how many times slower the
-    probe is than CLER); None when either is missing or the denominator is 0."""
-    if numerator not in summary or denominator not in summary or summary[denominator]["mean"] == 0:
-        return None
-    return summary[numerator]["mean"] / summary[denominator]["mean"]
+def figure4_metric_vs_probe(rows: list[dict], path: str | Path, *, correlations: dict | None = None,
+                            metrics=METRICS_VS_PROBE, target: str = "probe", title: str | None = None) -> dict:
+    """One scatter panel per metric (default CLER, CLIP score, FID in CLIP space) against the
+    probe score, one point per row (dataset x source: colour = dataset, marker = source), with
+    Pearson r and Spearman rho in each panel's title. `rows` come from
+    gather_rows; `correlations` from metric_probe_correlations (computed from
+    `rows` when None). Returns the correlations drawn."""
+    if not rows:
+        raise GenBenchError("Figure 4 needs at least one (dataset, source) row; run the cler, probe and quality stages")
+    correlations = correlations or metric_probe_correlations(rows, metrics=metrics, target=target)
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    sources = list(dict.fromkeys(r["source"] for r in rows))
+    colors = plt.get_cmap("tab10" if len(datasets) <= 10 else "tab20")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.9), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for row in rows:
+            if row.get(metric) is None or row.get(target) is None:
+                continue
+            ax.scatter(row[metric], row[target], s=36, alpha=0.85, edgecolors="black", linewidths=0.4,
+                       color=colors(datasets.index(row["dataset"]) % colors.N),
+                       marker=MARKERS[sources.index(row["source"]) % len(MARKERS)])
+        ax.set_title(_correlation_title(metric, correlations[metric]), fontsize=9)
+        ax.set_xlabel(METRIC_LABELS.get(metric, metric), fontsize=8)
+        ax.set_ylabel(METRIC_LABELS.get(target, target), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], linestyle="", marker="o", color=colors(i % colors.N), label=d) for i, d in enumerate(datasets)]
+    handles += [plt.Line2D([], [], linestyle="", marker=MARKERS[i % len(MARKERS)], color="black", label=s)
+                for i, s in enumerate(sources)]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    notes = []
+    if any(c.get("probe_selects_on_test") for c in correlations.values()):
+        notes.append("probe scores select L2 on the test set (protocol l2-on-test)")
+    heading = title or "Metric vs linear-probe score across datasets and sources"
+    fig.suptitle(heading + ("\n" + "; ".join(notes) if notes else ""), fontsize=10)
+    fig.tight_layout()
+    save_png(fig, path)
+    return correlations
