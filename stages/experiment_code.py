@@ -1,7 +1,7 @@
 """A DVC experiment runs its own commit's code.
 
-`dvc exp run --temp` and `dvc queue` run each experiment in a copy of the project under
-`.dvc/tmp/exps/` (DVC_ROOT names the project itself), and DVC hashes the copy's code as the
+`dvc exp run --temp` and `dvc queue` run each experiment in a temporary copy of the project inside
+DVC's own folder (DVC_ROOT names the project itself), and DVC hashes the copy's code as the
 stages' deps. An editable install (`make install`) imports the kit from the project folder
 instead, so a queued experiment would run whatever the workspace holds when its turn comes.
 `own_code_argv` gives the command that runs the copy's code: the same `genbench` arguments under
