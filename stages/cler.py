@@ -18,10 +18,10 @@ from genbench.features import load_features
 from genbench.labels import scoring_targets
 from genbench.metrics import cler, label_agreement, timed, zero_shot
 from genbench.metrics.evaluation import RANKING_SCORES
-from stages.dataset_command import dataset_stage_command
-from stages.inputs import DatasetPaths
-from stages.params import Field, positive
-from stages.runner import StageResult
+from stages.frame.dataset_command import dataset_stage_command
+from stages.frame.paths import DatasetPaths
+from stages.frame.params import Field, positive
+from stages.frame.runner import StageResult
 
 SCHEMA = {
     "timing_repeats": Field(int, 3, positive, help="timed repeats per metric (Figure 5)"),

@@ -19,10 +19,10 @@ from genbench.clip_models import check_clip_source, check_pretrained_used
 from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, ExecutorOptions, load_encoder
 from genbench.features import cache_key, cached_features, load_features, save_features, text_prototypes
 from genbench.labels import feature_labels
-from stages.inputs import DatasetPaths
-from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
-from stages.params import Field, non_negative, positive
-from stages.runner import StageResult, run_stage
+from stages.frame.paths import DatasetPaths
+from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
+from stages.frame.params import Field, non_negative, positive
+from stages.frame.runner import StageResult, run_stage
 
 def _backbones_check(value: list) -> str | None:
     bad = [v for v in value if not isinstance(v, dict) or not isinstance(v.get("model"), str) or set(v) - {"model", "pretrained"}]

@@ -11,10 +11,10 @@ from genbench.clip_models import check_clip_source, check_pretrained_used, load_
 from genbench.devices import resolve_device
 from genbench.finetune import FinetuneSettings, finetune_encoder, kshot_indices
 from genbench.labels import feature_labels, scoring_targets
-from stages.dataset_command import dataset_stage_command
-from stages.inputs import DatasetPaths
-from stages.params import Field, non_negative, positive
-from stages.runner import StageResult
+from stages.frame.dataset_command import dataset_stage_command
+from stages.frame.paths import DatasetPaths
+from stages.frame.params import Field, non_negative, positive
+from stages.frame.runner import StageResult
 
 
 def _positive_float(value: float) -> str | None:

@@ -1,6 +1,6 @@
 """Stage `frontier`: a grid of generation settings (genbench.frontier), each point generated and
 embedded through the generate and embed stages' own code (stages.generate.make_work, the embed
-executors), metered and priced like any stage (stages.runner.price_readings, so the same meter and
+executors), metered and priced like any stage (stages.frame.runner.price_readings, so the same meter and
 price path as the cost ledger), and scored by genbench.frontier.score_features on the pipeline's
 own test and text features. Each finished point is one JSON file under data/<dataset>/frontier/
 points, named by genbench.frontier.row_key (its settings and every param its row depends on),
@@ -54,11 +54,11 @@ from stages import embed as embed_stage
 from stages import generate as generate_stage
 from stages.cler import SCHEMA as CLER_SCHEMA
 from stages.cler import real_test_set, targets
-from stages.inputs import DatasetPaths
-from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
-from stages.params import Field, non_negative, positive, read_params_file, validate_section
+from stages.frame.paths import DatasetPaths
+from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
+from stages.frame.params import Field, non_negative, positive, read_params_file, validate_section
 from stages.probe import SCHEMA as PROBE_SCHEMA
-from stages.runner import StageResult, current_tracker, price_readings, pricing_params, run_stage
+from stages.frame.runner import StageResult, current_tracker, price_readings, pricing_params, run_stage
 
 SCHEMA = {
     "datasets": Field(list, [], help="datasets dvc.yaml runs the stage frontier@D for ([]: none; `genbench frontier --dataset D` runs any)"),
@@ -213,7 +213,7 @@ def log_point_run(row: dict, generate: dict, dataset: str) -> None:
     parallel-coordinates and scatter views compare the points."""
     from mlflow.entities import Metric, Param
 
-    from stages.tracking import DATASET_TAG, KIND_TAG, STAGE_TAG
+    from stages.frame.tracking import DATASET_TAG, KIND_TAG, STAGE_TAG
 
     tracker = current_tracker()
     if tracker is None:

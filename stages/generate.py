@@ -36,10 +36,10 @@ from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
 from genbench.strategies.sources import TextModels, build_sources, needs_captions, needs_sentences
 from genbench.weights import check_model_folder
-from stages.inputs import DatasetPaths
-from stages.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
-from stages.params import Field, non_negative, positive
-from stages.runner import StageResult, run_stage
+from stages.frame.paths import DatasetPaths
+from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
+from stages.frame.params import Field, non_negative, positive
+from stages.frame.runner import StageResult, run_stage
 
 DROPPED = storage.DROPPED
 SIZE_MULTIPLE = 8  # what diffusers' text-to-image pipelines require of height and width

@@ -41,10 +41,10 @@ from genbench.inversion import (
 )
 from genbench.retrieval.filter import filter_references, load_captioner, load_similarity
 from genbench.seeding import image_seed
-from stages.dataset_command import dataset_stage_command
-from stages.inputs import DatasetPaths
-from stages.params import Field, non_negative, positive
-from stages.runner import StageResult
+from stages.frame.dataset_command import dataset_stage_command
+from stages.frame.paths import DatasetPaths
+from stages.frame.params import Field, non_negative, positive
+from stages.frame.runner import StageResult
 
 SOURCES = ("original", "retrieved")
 SCHEMA = {

@@ -17,7 +17,7 @@ from genbench.figures.scatter import scatter_figure
 from genbench.figures.shots import shots_figure
 from genbench.figures.summary import bar_chart
 from genbench.report import FigureEntry
-from stages.inputs import METRICS, REPORTS, DatasetPaths
+from stages.frame.paths import METRICS, REPORTS, DatasetPaths
 
 FIGURES = REPORTS / "figures"
 TABLES = REPORTS / "tables"

@@ -8,10 +8,10 @@ import click
 from genbench import storage
 from genbench.probe import PROTOCOLS, RENAMED_PROTOCOLS, linear_probe
 from stages.cler import external_sets, real_test_set
-from stages.dataset_command import dataset_stage_command
-from stages.inputs import DatasetPaths
-from stages.params import Field, fraction, non_negative
-from stages.runner import StageResult
+from stages.frame.dataset_command import dataset_stage_command
+from stages.frame.paths import DatasetPaths
+from stages.frame.params import Field, fraction, non_negative
+from stages.frame.runner import StageResult
 
 
 def protocol_check(value: str) -> str | None:

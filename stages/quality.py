@@ -33,10 +33,10 @@ from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distanc
 from genbench.metrics.clip_score import CLASS_REFERENCE, CLIP_SCORE_TEXTS, reference_texts
 from genbench.probe import linear_probe
 from stages.cler import external_sets, real_test_set
-from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
-from stages.params import Field, non_negative, positive
-from stages.runner import StageResult, run_stage
+from stages.frame.paths import DatasetPaths
+from stages.frame.options import dataset_option, params_option, resolve_dataset
+from stages.frame.params import Field, non_negative, positive
+from stages.frame.runner import StageResult, run_stage
 
 SCHEMA = {
     "model": Field(str, "tiny-clip", help="the CLIP model that embedded the images (as embed.model)"),

@@ -1,6 +1,6 @@
 """Stage `report`: the paper's tables and figures rebuilt from whatever the pipeline has produced,
-published beside reproduced (its per-dataset helper stage `shots`, `genbench report shots`, is
-stages/shots.py; the figures are drawn by stages/paper_figures.py).
+published beside reproduced (Figure 3's data come from the per-dataset stage `shots`; the figures are
+drawn by stages/paper_figures.py).
 
 `genbench report` writes
 - reports/index.md: which profile, commit and price snapshot produced the report, links to all of it;
@@ -37,13 +37,12 @@ from genbench.tables import (
 )
 from genbench.tables.reference import REFERENCE_FILES
 from genbench.tables.he_table1 import he_table1
-from stages.inputs import METRICS, REPORTS, DatasetPaths
-from stages.options import params_option, pipeline_datasets
+from stages.frame.paths import METRICS, REPORTS, DatasetPaths
+from stages.frame.options import params_option, pipeline_datasets
 from stages.paper_figures import FIGURES, TABLES, dataset_figures, report_figures
-from stages.params import Field, read_params_file
-from stages.runner import StageResult, run_stage
-from stages.shots import command as shots_command
-from stages.tracking import git_commit
+from stages.frame.params import Field, read_params_file
+from stages.frame.runner import StageResult, run_stage
+from stages.frame.tracking import git_commit
 
 OUT = REPORTS / "report.md"
 INDEX = REPORTS / "index.md"
@@ -262,16 +261,10 @@ def frontier_sections(datasets: list[str]) -> list[str]:
     return out
 
 
-@click.group("report", invoke_without_command=True)
+@click.command("report")
 @params_option
-@click.pass_context
-def command(ctx: click.Context, params_file: str) -> None:
-    """Build reports/ (index.md, report.md, tables/, figures/) from what the pipeline has produced (params: report.*).
-
-    Without a subcommand this is the pipeline stage; `shots` computes Figure 3's data for one dataset.
-    """
-    if ctx.invoked_subcommand is not None:
-        return
+def command(params_file: str) -> None:
+    """Build reports/ (index.md, report.md, tables/, figures/) from what the pipeline has produced (params: report.*)."""
     all_params = read_params_file(params_file)
     datasets = pipeline_datasets(all_params)
     run_stage("report", params_file, SCHEMA, lambda p: work(p, all_params, datasets), check=_check_reference)
@@ -284,5 +277,3 @@ def _check_reference(p: dict) -> None:
     for key in REFERENCE_FILES:
         read_reference(p["reference_dir"], key)
 
-
-command.add_command(shots_command)

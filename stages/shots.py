@@ -1,4 +1,4 @@
-"""Stage `shots` (`genbench report shots --dataset NAME`): Figure 3's data for one dataset.
+"""Stage `shots` (`genbench shots --dataset NAME`): Figure 3's data for one dataset.
 
 Writes metrics/NAME/shots.json: CLER of each data source at 1, 2, 4, ... images per class
 (params `shots`), and the linear probe of the pooled sets; the original curve draws from
@@ -14,10 +14,10 @@ import click
 
 from genbench import storage
 from genbench.tables.shots import cler_by_shots
-from stages.dataset_command import dataset_stage_command
-from stages.inputs import DatasetPaths
-from stages.params import Field, non_negative, positive
-from stages.runner import StageResult
+from stages.frame.dataset_command import dataset_stage_command
+from stages.frame.paths import DatasetPaths
+from stages.frame.params import Field, non_negative, positive
+from stages.frame.runner import StageResult
 
 
 def _shot_list(value) -> str | None:

@@ -35,7 +35,7 @@ BUILTIN_MODELS = {
 
 def genbench_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("genbench")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "stages.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "stages.frame.cli"]
 
 
 def write_params(directory: Path, overrides: dict | None = None, *, miniature: bool = False) -> Path:

@@ -35,7 +35,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(os.environ.get("GENBENCH_TEST_ARTIFACTS", ROOT / "tests" / "artifacts"))
 SERVER_START_TIMEOUT_S = 120
-# the parent-run metrics the compare view must show for both runs (stages/tracking.py names them)
+# the parent-run metrics the compare view must show for both runs (stages/frame/tracking.py names them)
 COMPARED = {"CLER": "headline/digits/cler/generated", "probe score": "headline/digits/probe/generated",
             "USD per image": "headline/usd_per_image/generated"}
 HEADLINE_COLUMNS = list(COMPARED.values()) + ["headline/digits/zero_shot"]
@@ -54,10 +54,10 @@ def tiny_params(strategy: str) -> dict:
 def run_pipeline(root: Path, strategy: str, store: str, *, report: bool) -> None:
     """The stage commands in dvc.yaml's order, in this process (one import of torch and MLflow
     for all of them), as one pipeline execution named strategy-<S>."""
-    from stages.cli import cli
+    from stages.frame.cli import cli
 
     stages = [["prepare"], ["generate"], ["embed"], ["cler"], ["probe"]]
-    stages += [["report", "shots"], ["cost"], ["report"]] if report else [["cost"]]
+    stages += [["shots"], ["cost"], ["report"]] if report else [["cost"]]
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("MLFLOW_TRACKING_URI", store)
@@ -121,7 +121,7 @@ def test_report_tables_match_the_runs_metric_files(runs):
 
 
 def test_runs_compare_prints_both_runs_metrics(runs):
-    from stages.runs_cmd import command
+    from stages.commands.runs import command
 
     result = CliRunner().invoke(command, ["compare", *runs["names"], "--tracking-uri", runs["store"],
                                           "--experiment", EXPERIMENT])
@@ -274,7 +274,7 @@ def test_mlflow_ui_lists_both_runs_and_compares_cler_probe_and_usd(runs, tmp_pat
     from mlflow.tracking import MlflowClient
     from playwright.sync_api import sync_playwright
 
-    from stages.mlflow_store import runs_view_url
+    from stages.frame.mlflow_store import runs_view_url
 
     client = MlflowClient(tracking_uri=runs["store"])
     exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id

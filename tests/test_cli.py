@@ -4,9 +4,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stages.cli import cli
+from stages.frame.cli import cli
 
-STAGES = ["bootstrap", "prepare", "pool", "retrieve-index", "retrieve", "invert", "generate", "embed", "cler", "probe",
+STAGES = ["bootstrap", "prepare", "pool", "index", "retrieve", "invert", "generate", "embed", "cler", "probe",
           "quality", "cost", "report"]
 
 

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from stages.cli import GenbenchGroup
-from stages.datasets_cmd import command
+from stages.frame.cli import GenbenchGroup
+from stages.commands.datasets import command
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """dvc.yaml declares what each stage reads: the code its command imports and the params it reads.
 
-Code: from the module of a stage's command (`genbench X` -> stages.cli.COMMANDS["X"]) the test
+Code: from the module of a stage's command (`genbench X` -> stages.frame.cli.COMMANDS["X"]) the test
 follows every `import` statement in the kit (module level and inside functions; `from a import b`
 counts a/b.py when b is a module, else a/__init__.py), without descending into the frame
-(FRAME: command line, params, paths, tracking, which record and validate but compute nothing a
+(FRAME, the package stages/frame: command line, params, paths, tracking, which record and validate but compute nothing a
 stage writes). Each file reached, and the package data a reached module reads, must lie under one
 of the stage's `deps`.
 
@@ -26,12 +26,11 @@ import click
 import pytest
 import yaml
 
-from stages.cli import COMMANDS
+from stages.frame.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = ("genbench", "stages", "cost")
-FRAME = {"stages.cli", "stages.options", "stages.params", "stages.runner", "stages.inputs", "stages.tracking",
-         "stages.mlflow_store", "stages.profile_rules", "stages.run_states", "stages.dataset_command"}
+FRAME = {"stages.frame"} | {f"stages.frame.{path.stem}" for path in (ROOT / "stages" / "frame").glob("*.py")}
 # Exception types and their messages: an edit there cannot change what a stage writes.
 MESSAGES_ONLY = {"genbench/errors.py", "cost/errors.py"}
 FRAME_PARAMS = {"profile", "cost.snapshot", "cost.sku"}
@@ -95,7 +94,7 @@ def package_data_read(files: dict[str, Path]) -> set[str]:
 
 
 def stage_module(cmd: str) -> str:
-    """The stage module of the click command a dvc.yaml `cmd` runs (`genbench report shots` -> the
+    """The stage module of the click command a dvc.yaml `cmd` runs (`genbench shots` -> the
     module defining `report`'s subcommand `shots`)."""
     words = [w for w in cmd.split() if not w.startswith("-") and "$" not in w]
     assert words[0] == "genbench", cmd
@@ -107,7 +106,7 @@ def stage_module(cmd: str) -> str:
         command = command.commands[word]
     if command.callback.__module__ not in FRAME:
         return command.callback.__module__
-    # a frame-built command (stages.dataset_command) belongs to the stage module that names it `command`
+    # a frame-built command (stages.frame.dataset_command) belongs to the stage module that names it `command`
     return next(name for name, mod in sorted(sys.modules.items())
                 if name.startswith("stages.") and name not in FRAME and getattr(mod, "command", None) is command)
 

@@ -218,7 +218,7 @@ def test_figures_without_their_data_say_what_they_need(tmp_path, monkeypatch):
 
 def test_the_shots_sweep_draws_the_original_curve_from_the_pool_when_embed_encoded_one(tmp_path, monkeypatch):
     from genbench.features import save_features
-    from stages.inputs import DatasetPaths
+    from stages.frame.paths import DatasetPaths
     from stages.shots import shots_work
 
     monkeypatch.chdir(tmp_path)
@@ -254,7 +254,7 @@ def test_the_shots_sweep_draws_the_original_curve_from_the_pool_when_embed_encod
 def test_prepare_writes_the_pool_as_an_independent_k_shot_draw(tmp_path, monkeypatch):
     from genbench.datasets import get_dataset
     from genbench.kshot import kshot_indices
-    from stages.inputs import DatasetPaths
+    from stages.frame.paths import DatasetPaths
     from stages.prepare import SCHEMA, work
 
     monkeypatch.chdir(tmp_path)

@@ -22,11 +22,11 @@ from conftest import write_params
 from genbench import storage
 from genbench.features import load_features
 from stages import quality
-from stages.cli import cli
+from stages.frame.cli import cli
 from test_datasets_labelmaps import write_memes
 from voc2007_layout import write_voc2007
 
-STAGES = ("prepare", "generate", "embed", "cler", "probe", "quality", "report shots")
+STAGES = ("prepare", "generate", "embed", "cler", "probe", "quality", "shots")
 FAST = {
     "prepare": {"shots": 2},
     "generate": {"strategies": ["ST", "DT"], "steps": 2, "batch_size": 8, "shard_size": 16},

@@ -2,7 +2,7 @@ import pytest
 
 from genbench.errors import GenBenchError
 from stages import generate, prepare
-from stages.params import validate_section
+from stages.frame.params import validate_section
 
 
 def test_defaults_fill_in():
@@ -50,8 +50,8 @@ def test_schema_defaults_are_the_embedded_profile_but_for_the_listed_ones():
 
     import yaml
 
-    from stages.params import REQUIRED
-    from stages.profile_rules import SECTIONS
+    from stages.frame.params import REQUIRED
+    from stages.frame.profile_rules import SECTIONS
 
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     differ = {f"{section}.{key}": (field.default, (params.get(section) or {}).get(key, "absent"))
@@ -61,12 +61,12 @@ def test_schema_defaults_are_the_embedded_profile_but_for_the_listed_ones():
 
 
 def test_choices_are_checked_once_with_the_allowed_values_named():
-    from stages import cler, retrieve_index
+    from stages import cler, index
 
     with pytest.raises(GenBenchError, match=r"'generate\.dtype' = 'float8' must be one of float32, float16, bfloat16"):
         validate_section({"dtype": "float8"}, "generate", generate.SCHEMA)
     with pytest.raises(GenBenchError, match=r"'index\.kind' = 'tree' must be one of auto, flat, ivfpq, hnsw"):
-        validate_section({"kind": "tree"}, "index", retrieve_index.INDEX_SCHEMA)
+        validate_section({"kind": "tree"}, "index", index.SCHEMA)
     assert validate_section({"ranking": "cosine"}, "cler", cler.SCHEMA)["ranking"] == "cosine"
 
 

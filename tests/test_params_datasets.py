@@ -7,7 +7,7 @@ from PIL import Image
 
 from genbench import storage
 from genbench.datasets import DATASETS
-from stages.cli import cli
+from stages.frame.cli import cli
 
 
 def test_image_folder_from_params_is_listed_and_prepared(tmp_path, monkeypatch):

@@ -15,9 +15,9 @@ from genbench import storage
 from genbench.datasets import DATASETS, register_image_folder
 from genbench.subsample import per_class_subsample
 from stages import prepare
-from stages.cli import cli
-from stages.inputs import DatasetPaths
-from stages.params import validate_section
+from stages.frame.cli import cli
+from stages.frame.paths import DatasetPaths
+from stages.frame.params import validate_section
 
 FIXTURE = Path(__file__).parent / "data" / "prepare_digits_main.json"
 CLASSES = ("ant", "bee", "cat")

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import ROOT, write_params
-from stages.cli import cli
+from stages.frame.cli import cli
 
 
 def profile(name: str) -> dict:

@@ -6,14 +6,14 @@ from click.testing import CliRunner
 
 from conftest import ROOT
 from genbench.datasets import category_total, get_dataset
-from stages import bootstrap, cler, embed, generate, invert, prepare, probe, quality, report, retrieve, retrieve_index, shots
-from stages.cli import cli
-from stages.cost_stage import SCHEMA as COST_SCHEMA
-from stages.params import validate_section
+from stages import bootstrap, cler, embed, generate, invert, prepare, probe, quality, report, retrieve, shots, pool, index
+from stages.frame.cli import cli
+from stages.cost import SCHEMA as COST_SCHEMA
+from stages.frame.params import validate_section
 
 SCHEMAS = {
     "bootstrap": bootstrap.SCHEMA, "prepare": prepare.SCHEMA, "generate": generate.SCHEMA, "embed": embed.SCHEMA,
-    "cler": cler.SCHEMA, "probe": probe.SCHEMA, "quality": quality.SCHEMA, "pool": retrieve_index.POOL_SCHEMA, "index": retrieve_index.INDEX_SCHEMA,
+    "cler": cler.SCHEMA, "probe": probe.SCHEMA, "quality": quality.SCHEMA, "pool": pool.SCHEMA, "index": index.SCHEMA,
     "retrieve": retrieve.SCHEMA, "invert": invert.SCHEMA, "cost": COST_SCHEMA, "report": report.SCHEMA, "shots": shots.SCHEMA,
 }
 

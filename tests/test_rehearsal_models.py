@@ -72,10 +72,10 @@ def test_every_model_key_the_paper_profile_sets_gets_a_stand_in(written):
 
 
 def test_model_keys_cover_every_stage_field_that_names_a_model():
-    from stages import embed, finetune, generate, invert, quality, retrieve, retrieve_index
+    from stages import embed, finetune, generate, invert, quality, retrieve, pool, index
 
     schemas = {"finetune": finetune.SCHEMA, "generate": generate.SCHEMA, "invert": invert.SCHEMA, "embed": embed.SCHEMA, "quality": quality.SCHEMA,
-               "index": retrieve_index.INDEX_SCHEMA, "pool": retrieve_index.POOL_SCHEMA, "retrieve": retrieve.SCHEMA}
+               "index": index.SCHEMA, "pool": pool.SCHEMA, "retrieve": retrieve.SCHEMA}
     naming = {f"{section}.{key}" for section, schema in schemas.items() for key in schema
               if re.search("model|captioner|similarity", key) and not key.endswith("_seed")}
     assert naming == {f"{mk.section}.{mk.key}" for mk in MODEL_KEYS}

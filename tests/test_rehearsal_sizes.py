@@ -68,8 +68,8 @@ def test_prepare_keeps_the_first_templates_when_capped(tmp_path, monkeypatch):
     from genbench.datasets import get_dataset
     from genbench.rehearsal.data import write_standin_dataset
     from stages import prepare
-    from stages.inputs import DatasetPaths
-    from stages.params import validate_section
+    from stages.frame.paths import DatasetPaths
+    from stages.frame.params import validate_section
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GENBENCH_STANDIN_DATA", "1")
@@ -87,7 +87,7 @@ def test_profile_check_refuses_a_template_count_below_one(tmp_path):
     import yaml
 
     from conftest import ROOT
-    from stages.profile_rules import problems
+    from stages.frame.profile_rules import problems
 
     params = yaml.safe_load((ROOT / "profiles/paper.yaml").read_text())
     assert params["prepare"]["templates"] is None and problems(params, ROOT / "profiles/paper.yaml") == []
@@ -127,7 +127,7 @@ def test_quality_reuses_the_backbone_features_of_its_clip_score_model(tmp_path, 
     other images or weights (another cache key) are not."""
     from genbench import storage
     from genbench.features import cache_key, encode_images, model_sha256, save_features
-    from stages.inputs import DatasetPaths
+    from stages.frame.paths import DatasetPaths
     from stages.quality import clip_score_features
 
     monkeypatch.chdir(tmp_path)

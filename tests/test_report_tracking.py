@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from stages.tracking import StageTracker, parent_metric_name
+from stages.frame.tracking import StageTracker, parent_metric_name
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The pool, retrieve-index, retrieve and invert stages end to end on digits, in a temporary
+"""The pool, index, retrieve and invert stages end to end on digits, in a temporary
 project: outputs are checked for content, MTS against a brute-force recomputation."""
 
 import json
@@ -14,7 +14,7 @@ from safetensors import safe_open
 from conftest import write_params
 from genbench import storage
 from genbench.errors import GenBenchError
-from stages import invert, prepare, retrieve, retrieve_index
+from stages import invert, prepare, retrieve, pool, index
 
 OVERRIDES = {
     "pool": {"per_class": 8},
@@ -45,8 +45,8 @@ def project(tmp_path_factory):
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
     try:
         run_ok(prepare.command)
-        run_ok(retrieve_index.pool_command)
-        run_ok(retrieve_index.command)
+        run_ok(pool.command)
+        run_ok(index.command)
         run_ok(retrieve.command)
         run_ok(invert.command)
         yield root
@@ -141,9 +141,9 @@ def test_inversion_outputs_load_and_record_the_filter(project):
     (retrieve.command, "retrieve", {"shots": 9, "top_k": 8}, "exceeds retrieve.top_k"),
     (retrieve.command, "retrieve", {"backend": "remote", "query": "per_template"}, "needs retrieve.url"),
     (retrieve.command, "retrieve", {"query": "max"}, "'retrieve.query' = 'max' must be one of"),
-    (retrieve_index.command, "index", {"kind": "lsh"}, "'index.kind' = 'lsh' must be one of"),
-    (retrieve_index.command, "index", {"pool": "no/such/pool"}, "'index.pool' = 'no/such/pool' does not exist"),
-    (retrieve_index.pool_command, "pool", {"wrong_fraction": 1.5}, "'pool.wrong_fraction' = 1.5 must lie between 0 and 1"),
+    (index.command, "index", {"kind": "lsh"}, "'index.kind' = 'lsh' must be one of"),
+    (index.command, "index", {"pool": "no/such/pool"}, "'index.pool' = 'no/such/pool' does not exist"),
+    (pool.command, "pool", {"wrong_fraction": 1.5}, "'pool.wrong_fraction' = 1.5 must lie between 0 and 1"),
     (invert.command, "invert", {"references": ["synthetic"]}, "'invert.references' = ['synthetic']"),
 ])
 def test_bad_params_are_named_before_anything_runs(tmp_path, monkeypatch, command, section, values, message):

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from genbench.errors import GenBenchError
-from stages.runs_cmd import command, format_comparison, resolve_run
+from stages.commands.runs import command, format_comparison, resolve_run
 
 EXPERIMENT = "genbench-embedded"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages.run_states import PROCESS_TAG, close_abandoned, process_id
+from stages.frame.run_states import PROCESS_TAG, close_abandoned, process_id
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENERS = 4
@@ -27,7 +27,7 @@ OPENER = """
 import sys, time
 from pathlib import Path
 import mlflow.store.tracking.sqlalchemy_store, mlflow.tracking
-from stages.mlflow_store import GuardedClient, experiment_id
+from stages.frame.mlflow_store import GuardedClient, experiment_id
 folder = Path(sys.argv[2])
 (folder / f"ready-{sys.argv[3]}").touch()
 while not (folder / "go").exists():
@@ -57,9 +57,9 @@ def test_processes_opening_a_missing_sqlite_store_at_once_all_succeed(tmp_path: 
 
 
 def test_mlflow_telemetry_is_off_unless_asked_for():
-    """Its thread races the stage's for os.environ (stages/mlflow_store.py); outside pytest and CI,
+    """Its thread races the stage's for os.environ (stages/frame/mlflow_store.py); outside pytest and CI,
     where MLflow would turn it on."""
-    code = ("import stages.mlflow_store, mlflow; from mlflow.telemetry.client import get_telemetry_client; "
+    code = ("import stages.frame.mlflow_store, mlflow; from mlflow.telemetry.client import get_telemetry_client; "
             "print(get_telemetry_client() is None)")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "CI", "MLFLOW_DISABLE_TELEMETRY")}
     out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,

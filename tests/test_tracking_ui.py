@@ -9,8 +9,8 @@ import zlib
 
 import pandas as pd
 
-from stages.mlflow_store import HEADLINE_VIEW_NAME, dataset_inputs, headline_view
-from stages.tracking import parent_run_name
+from stages.frame.mlflow_store import HEADLINE_VIEW_NAME, dataset_inputs, headline_view
+from stages.frame.tracking import parent_run_name
 
 
 def test_parent_run_is_named_after_the_experiment_else_profile_and_short_commit(monkeypatch):

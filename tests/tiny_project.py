@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import write_params
-from stages.cli import cli
+from stages.frame.cli import cli
 
 DATASET = "digits"
 FIXTURE_PARAMS = {

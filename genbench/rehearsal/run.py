@@ -51,7 +51,7 @@ def tool(name: str) -> list[str]:
     exe = bin_dir() / name
     if exe.exists():
         return [str(exe)]
-    return [sys.executable, "-m", {"genbench": "stages.cli", "dvc": "dvc"}[name]]
+    return [sys.executable, "-m", {"genbench": "stages.frame.cli", "dvc": "dvc"}[name]]
 
 
 def offline_env(workdir: Path) -> dict[str, str]:

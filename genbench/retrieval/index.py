@@ -148,7 +148,7 @@ class CaptionIndex:
         """Raise GenBenchError when a file of the index in `directory` is missing."""
         for name in (INDEX_FILE, CAPTIONS_FILE, META_FILE):
             if not (Path(directory) / name).is_file():
-                raise GenBenchError(f"{Path(directory) / name} not found; build the index first (genbench retrieve-index)")
+                raise GenBenchError(f"{Path(directory) / name} not found; build the index first (genbench index)")
 
     @classmethod
     def load(cls, directory: str | Path) -> "CaptionIndex":

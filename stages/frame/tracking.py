@@ -24,9 +24,9 @@ What a run carries so it can be traced to the exact code, settings and data:
   are sampled on each child run every MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL seconds (default
   here 2); GENBENCH_SYSTEM_METRICS=0 turns them off.
 
-Reaching the store is bounded and every store failure is one error line (stages/mlflow_store.py);
+Reaching the store is bounded and every store failure is one error line (stages/frame/mlflow_store.py);
 SIGTERM/SIGINT close the runs as KILLED and runs a SIGKILL left RUNNING are closed as KILLED by
-the next stage (stages/run_states.py). A project copied or moved with its `mlflow.db` and
+the next stage (stages/frame/run_states.py). A project copied or moved with its `mlflow.db` and
 `mlruns/` keeps its artifacts: the next stage points the store at the new folder.
 """
 
@@ -44,9 +44,9 @@ import psutil
 
 from genbench.errors import Interrupted
 from stages.headline import headline_metrics
-from stages.mlflow_store import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, HEADLINE_VIEW, SHARED_VIEW_TAG, GuardedClient,
+from stages.frame.mlflow_store import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, HEADLINE_VIEW, SHARED_VIEW_TAG, GuardedClient,
                                  dataset_inputs, experiment_id, guarded, headline_view, relocate_artifacts, sqlite_path)
-from stages.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
+from stages.frame.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
 
 PIPELINE_TAG = "genbench.pipeline_key"
 STAGE_TAG = "genbench.stage"

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from genbench.datasets import DATASETS, DatasetSpec, get_dataset
-from stages.options import register_params_datasets
-from stages.params import read_params_file
+from stages.frame.options import register_params_datasets
+from stages.frame.params import read_params_file
 
 DEFAULT_DATA_ROOT = "data/raw"
 COLUMNS = ("name", "group", "classes", "metric", "source", "local")

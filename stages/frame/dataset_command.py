@@ -7,10 +7,10 @@ from typing import Callable
 
 import click
 
-from stages.inputs import DatasetPaths
-from stages.options import dataset_option, params_option, resolve_dataset
-from stages.params import Field
-from stages.runner import StageResult, run_stage
+from stages.frame.paths import DatasetPaths
+from stages.frame.options import dataset_option, params_option, resolve_dataset
+from stages.frame.params import Field
+from stages.frame.runner import StageResult, run_stage
 
 
 def dataset_stage_command(stage: str, schema: dict[str, Field], work: Callable[[dict, DatasetPaths], StageResult],

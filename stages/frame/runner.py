@@ -1,7 +1,7 @@
 """The frame every stage runs in: validate params, track, meter, price, record.
 
 `run_stage` refuses unknown top-level sections and a `profile` that names no profile
-(stages.profile_rules), reads the stage's own params section (plus `profile` for the MLflow
+(stages.frame.profile_rules), reads the stage's own params section (plus `profile` for the MLflow
 experiment and `cost.snapshot` / `cost.sku` to price the reading), lets the stage check its inputs and
 checks the SKU and that the project, meter and MLflow folders take writes before anything is written
 or any run is opened, then opens the MLflow child run, meters the work, prices the meter reading
@@ -19,9 +19,9 @@ from typing import Callable
 
 from genbench import storage
 from genbench.errors import GenBenchError
-from stages.inputs import METER_PIPELINE, DatasetPaths
-from stages.mlflow_store import sqlite_path
-from stages.params import Field, params_hash, read_params_file, validate_section
+from stages.frame.paths import METER_PIPELINE, DatasetPaths
+from stages.frame.mlflow_store import sqlite_path
+from stages.frame.params import Field, params_hash, read_params_file, validate_section
 
 PRICING_SCHEMA = {
     "snapshot": Field(str, "paper-2023"),
@@ -49,7 +49,7 @@ _TRACKER: ContextVar = ContextVar("genbench_stage_tracker", default=None)
 
 
 def current_tracker():
-    """The `stages.tracking.StageTracker` of the stage whose work is running (None outside
+    """The `stages.frame.tracking.StageTracker` of the stage whose work is running (None outside
     `run_stage`): a stage's work opens nested runs under it (e.g. the frontier's points)."""
     return _TRACKER.get()
 
@@ -86,7 +86,7 @@ def check_writable(directory: Path, what: str) -> None:
 
 def check_environment(meter_path: Path) -> None:
     """Before a run opens: the project folder, the meter folder and the MLflow store's folder take writes."""
-    from stages.tracking import tracking_uri
+    from stages.frame.tracking import tracking_uri
 
     check_writable(Path.cwd(), "the project folder")
     check_writable(meter_path.parent, "the meter folder")
@@ -108,8 +108,8 @@ def run_stage(
     from cost.meter import Meter
     from cost.prices import load_snapshot
 
-    from stages.profile_rules import name_problems  # imported here: it imports every stage module
-    from stages.tracking import StageTracker
+    from stages.frame.profile_rules import name_problems  # imported here: it imports every stage module
+    from stages.frame.tracking import StageTracker
 
     all_params = read_params_file(params_file)
     problems = name_problems(all_params, params_file)

@@ -13,10 +13,10 @@ from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
 from genbench import storage
 from genbench.errors import DataFileError
 from stages.headline import summary
-from stages.inputs import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
-from stages.options import params_option
-from stages.params import Field, positive
-from stages.runner import PRICING_SCHEMA, StageResult, run_stage
+from stages.frame.paths import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
+from stages.frame.options import params_option
+from stages.frame.params import Field, positive
+from stages.frame.runner import PRICING_SCHEMA, StageResult, run_stage
 
 OUT = METRICS / "cost.json"
 SUMMARY = METRICS / "summary.json"  # the pipeline-wide headline (stages/headline.py), a DVC metric

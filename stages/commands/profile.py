@@ -4,7 +4,7 @@ check a profile before running it.
 A profile is a complete params file. `genbench profile use paper` replaces params.yaml with
 profiles/paper.yaml (atomically); params.yaml is tracked by git, so `git diff params.yaml` shows
 what changed and `genbench profile use embedded` switches back. `genbench profile check paper`
-validates every section and the rules between them (stages.profile_rules) without loading a
+validates every section and the rules between them (stages.frame.profile_rules) without loading a
 model or reading data.
 """
 
@@ -18,8 +18,8 @@ import yaml
 
 from genbench import storage
 from genbench.errors import GenBenchError
-from stages.params import read_params_file
-from stages.profile_rules import PROFILES, problems, shipped_profiles
+from stages.frame.params import read_params_file
+from stages.frame.profile_rules import PROFILES, problems, shipped_profiles
 
 
 def available() -> dict[str, Path]:

@@ -26,11 +26,11 @@ COMMANDS = {
     "bootstrap": "stages.bootstrap:command", "prepare": "stages.prepare:command", "generate": "stages.generate:command",
     "embed": "stages.embed:command", "cler": "stages.cler:command", "probe": "stages.probe:command", "tune": "stages.tune:command",
     "finetune": "stages.finetune:command",
-    "quality": "stages.quality:command", "retrieve-index": "stages.retrieve_index:command",
-    "retrieve": "stages.retrieve:command", "invert": "stages.invert:command", "cost": "stages.cost_stage:command",
-    "report": "stages.report:command", "datasets": "stages.datasets_cmd:command", "profile": "stages.profile_cmd:command",
-    "runs": "stages.runs_cmd:command", "pool": "stages.retrieve_index:pool_command", "prices": "cost.cli:prices_group",
-    "rehearse": "stages.rehearse:command", "headline": "stages.headline:command", "frontier": "stages.frontier:command",
+    "quality": "stages.quality:command", "index": "stages.index:command",
+    "retrieve": "stages.retrieve:command", "invert": "stages.invert:command", "cost": "stages.cost:command",
+    "report": "stages.report:command", "shots": "stages.shots:command", "datasets": "stages.commands.datasets:command", "profile": "stages.commands.profile:command",
+    "runs": "stages.commands.runs:command", "pool": "stages.pool:command", "prices": "cost.cli:prices_group",
+    "rehearse": "stages.commands.rehearse:command", "headline": "stages.headline:command", "frontier": "stages.frontier:command",
 }
 
 
@@ -73,7 +73,7 @@ class GenbenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DataFileError as exc:
-            from stages.inputs import rebuild_advice
+            from stages.frame.paths import rebuild_advice
 
             click.echo(f"error: {exc}; {rebuild_advice(exc)}", err=True)
             sys.exit(2)
@@ -99,13 +99,13 @@ def cli() -> None:
     """GenBench Kit: generative data for visual recognition, benchmarked and priced.
 
     The pipeline stages (run in order by `dvc repro`, see dvc.yaml) are bootstrap, prepare,
-    pool, retrieve-index, retrieve, invert, generate, embed, cler, probe, tune, finetune, quality, cost and report. Each reads its own section of
+    pool, index, retrieve, invert, generate, embed, cler, probe, tune, finetune, quality, cost and report. Each reads its own section of
     params.yaml; per-dataset stages take --dataset.
     """
 
 
 def main() -> None:
-    from stages.experiment_code import experiment_copy, own_code_argv
+    from stages.frame.experiment_code import experiment_copy, own_code_argv
 
     copy = experiment_copy()
     if copy is not None:

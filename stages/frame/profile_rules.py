@@ -19,13 +19,14 @@ from cost.errors import CostError
 from genbench.errors import GenBenchError
 from genbench.generators import BUILTIN_PIPELINES
 from genbench.prompts import parse_strategy
-from stages import (bootstrap, cler, cost_stage, embed, finetune, frontier, generate, invert, prepare, probe, quality, report, retrieve,
-                    retrieve_index, shots, tune)
-from stages.options import IMAGE_FOLDER_SCHEMA, pipeline_datasets
-from stages.params import Field, check_section, unknown_name
+from stages import cost as cost_stage
+from stages import (bootstrap, cler, embed, finetune, frontier, generate, invert, prepare, probe, quality, report, retrieve,
+                    shots, tune, pool, index)
+from stages.frame.options import IMAGE_FOLDER_SCHEMA, pipeline_datasets
+from stages.frame.params import Field, check_section, unknown_name
 
 PROFILES = Path("profiles")  # the project's profiles (`genbench profile use NAME`)
-KIT_PROFILES = Path(__file__).resolve().parents[1] / "profiles"  # the profiles the kit ships
+KIT_PROFILES = Path(__file__).resolve().parents[2] / "profiles"  # the profiles the kit ships
 
 MINIATURE = bootstrap.MODELS.name
 
@@ -53,8 +54,8 @@ SECTIONS: dict[str, tuple[dict[str, Field], Callable[[dict], object] | None]] = 
     "tune": (tune.SCHEMA, None),
     "finetune": (finetune.SCHEMA, None),
     "quality": (quality.SCHEMA, None),
-    "pool": (retrieve_index.POOL_SCHEMA, None),
-    "index": (retrieve_index.INDEX_SCHEMA, None),
+    "pool": (pool.SCHEMA, None),
+    "index": (index.SCHEMA, None),
     "retrieve": (retrieve.SCHEMA, retrieve.check_values),
     "invert": (invert.SCHEMA, invert.check_values),
     "cost": (cost_stage.SCHEMA, None),

@@ -1,6 +1,6 @@
 """`genbench runs compare A B`: the differences of two pipeline runs, in the terminal.
 
-A and B name parent runs of one experiment (a pipeline execution each, see stages/tracking.py):
+A and B name parent runs of one experiment (a pipeline execution each, see stages/frame/tracking.py):
 by run id, by a unique prefix of it, or by run name (the DVC experiment name when there was one;
 the newest run of that name wins). The command prints the params that differ, then every stage's
 metrics side by side with B - A, stage by stage (child runs matched by name, e.g. cler@digits).
@@ -14,9 +14,9 @@ from pathlib import Path
 import click
 
 from genbench.errors import GenBenchError
-from stages.options import params_option
-from stages.params import read_params_file
-from stages.tracking import KIND_TAG, STAGE_TAG, experiment_name, tracking_uri
+from stages.frame.options import params_option
+from stages.frame.params import read_params_file
+from stages.frame.tracking import KIND_TAG, STAGE_TAG, experiment_name, tracking_uri
 
 SYSTEM_PREFIX = "system/"
 
@@ -43,7 +43,7 @@ class PipelineRun:
 
 
 def _client(uri: str):
-    from stages.mlflow_store import GuardedClient
+    from stages.frame.mlflow_store import GuardedClient
 
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from genbench.errors import GenBenchError
-from stages.params import Field, read_params_file, validate_section
+from stages.frame.params import Field, read_params_file, validate_section
 
 params_option = click.option(
     "--params",
