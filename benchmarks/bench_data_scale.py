@@ -91,7 +91,7 @@ def run_prepare(workdir: Path, folder: Path, args) -> dict:
     }
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "stages.cli", "prepare", "--dataset", DATASET]
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "stages.frame.cli", "prepare", "--dataset", DATASET]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -37,7 +37,7 @@ def log_runs(uri: str, experiments: list[str], runs: int, artifact: str, barrier
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from mlflow.entities import Metric, Param
 
-    from stages.mlflow_store import GuardedClient, experiment_id
+    from stages.frame.mlflow_store import GuardedClient, experiment_id
 
     client = GuardedClient(uri)
     for index, experiment in enumerate(experiments):
@@ -62,7 +62,7 @@ def measure(uri: str, experiment: str, writers: int, runs: int, artifact: str, r
     seconds of tracking per run, load average at its start). Each writer is its own process,
     kept for every repeat; all start each repeat together (a barrier), and process start-up and
     imports are not counted."""
-    from stages.mlflow_store import GuardedClient, experiment_id
+    from stages.frame.mlflow_store import GuardedClient, experiment_id
 
     experiments = [f"{experiment}-{r}" for r in range(repeats)]
     client = GuardedClient(uri)  # a new store's schema is made first: its migration is not logging

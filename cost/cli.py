@@ -113,6 +113,19 @@ def _targets(target, classes, shots, data_types) -> dict[str, int]:
     return targets
 
 
+def _scales(scale) -> dict[str, float]:
+    factors = {}
+    for text in scale:
+        stage, sep, factor = text.partition("=")
+        try:
+            factors[stage.strip()] = float(factor)
+        except ValueError:
+            sep = ""
+        if not sep or not stage.strip():
+            raise CostError(f"--scale {text!r} must read STAGE=FACTOR, e.g. generate=3.5")
+    return factors
+
+
 @click.command("estimate")
 @click.argument("ledger", type=click.Path(dir_okay=False))
 @click.option("--target", multiple=True, help="TYPE=COUNT images to price, e.g. generated=819000 (repeatable).")
@@ -121,13 +134,18 @@ def _targets(target, classes, shots, data_types) -> dict[str, int]:
 @click.option("--snapshot", "snapshot_name", default="paper-2023", show_default=True,
               help="Snapshot whose human-labelling price prices the 'original' data type.")
 @click.option("--human-usd-per-image", type=float, help="Human-labelling price per image (overrides the snapshot's).")
+@click.option("--scale", multiple=True,
+              help="STAGE=FACTOR: price that stage's measured work per image x FACTOR, e.g. generate=3.5 (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the estimate as JSON.")
 @reports_cost_errors
-def estimate_command(ledger, target, classes, shots, snapshot_name, human_usd_per_image, as_json):
-    """Extrapolate the USD per image measured in LEDGER (.jsonl/.csv) to a target image count."""
-    from cost.ledger import bill_by_data_type, estimate, read_ledger
+def estimate_command(ledger, target, classes, shots, snapshot_name, human_usd_per_image, scale, as_json):
+    """Extrapolate the USD per image measured in LEDGER (.jsonl/.csv) to a target image count.
 
-    rows = read_ledger(ledger)
+    With --scale, the named stages' time, energy and USD are first multiplied by their factors
+    (a run at larger sizes, cost taken as linear in the factor)."""
+    from cost.ledger import bill_by_data_type, estimate, read_ledger, scale_stages
+
+    rows = scale_stages(read_ledger(ledger), _scales(scale))
     if human_usd_per_image is None:
         human_usd_per_image = load_snapshot(snapshot_name).human_labelling_usd_per_image
     measured = [k for k, v in bill_by_data_type(rows, human_usd_per_image=human_usd_per_image).items()
@@ -136,7 +154,8 @@ def estimate_command(ledger, target, classes, shots, snapshot_name, human_usd_pe
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))
         return
-    click.echo(f"estimate from {ledger} ({len(rows)} stage runs)")
+    scaled = "".join(f", {stage} x{factor:.4g}" for stage, factor in _scales(scale).items())
+    click.echo(f"estimate from {ledger} ({len(rows)} stage runs{scaled})")
     click.echo(f"{'data type':12s} {'images':>12s} {'USD/image':>11s} {'USD total':>12s}  basis")
     for data_type, e in result.items():
         click.echo(f"{data_type:12s} {e['images']:12,d} {e['usd_per_image']:11.3e} {e['usd_total']:12,.2f}  {e['basis']}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -239,6 +239,21 @@ def estimate(rows: Iterable[LedgerRow], target_images_by_type: Mapping[str, int]
         out[data_type] = {"images": images, "usd_per_image": entry["usd_per_image"],
                           "usd_total": images * entry["usd_per_image"], "basis": basis}
     return out
+
+
+# The fields of a row that grow with the work a stage does (time, energy, money); the counts do not.
+SCALED_FIELDS = ("wall_s", "cpu_s", "gpu_s", "billed_hours", "usd_total", "usd_per_image", "gpu_energy_j")
+
+
+def scale_stages(rows: Iterable[LedgerRow], factors: Mapping[str, float]) -> list[LedgerRow]:
+    """The rows with each named stage's time, energy and USD multiplied by its factor, the rest as
+    they are: what the same run would cost if each such stage's work per image were `factor` times
+    larger (cost taken as linear in that work). A factor must be above 0."""
+    for stage, factor in factors.items():
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0:
+            raise CostError(f"scale factor for stage {stage!r} = {factor!r} must be a number above 0")
+    return [replace(row, **{k: getattr(row, k) * factors[row.stage] for k in SCALED_FIELDS
+                            if getattr(row, k) is not None}) if row.stage in factors else row for row in rows]
 
 
 LEDGER_FIELDS = tuple(f.name for f in fields(LedgerRow))

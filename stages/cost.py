@@ -12,14 +12,14 @@ from cost.cli import audit_command, estimate_command
 from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
 from genbench import storage
 from genbench.errors import DataFileError
-from stages.headline import summary
+from genbench.headline import summary
 from stages.frame.paths import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
 from stages.frame.options import params_option
 from stages.frame.params import Field, positive
 from stages.frame.runner import PRICING_SCHEMA, StageResult, run_stage
 
 OUT = METRICS / "cost.json"
-SUMMARY = METRICS / "summary.json"  # the pipeline-wide headline (stages/headline.py), a DVC metric
+SUMMARY = METRICS / "summary.json"  # the pipeline-wide headline (genbench/headline.py), a DVC metric
 LEDGER = REPORTS / "ledger.csv"
 SCHEMA = {
     **PRICING_SCHEMA,

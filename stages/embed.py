@@ -91,7 +91,7 @@ def score_backbones(p: dict, paths: DatasetPaths, executor: str, address: str | 
     """Figure 11's data: each extra backbone's features, CLER and clean probe (the cler and probe
     stages' defaults), written to metrics/<ds>/backbones.json (empty `backbones` without extras)."""
     from genbench.backbones import backbone_scores
-    from stages.cler import external_sets, real_test_set
+    from genbench.feature_sets import external_sets, real_test_set
 
     meta = paths.read_meta()
     result = {"primary": f"{p['model']}|{p['pretrained']}", "backbones": {}}

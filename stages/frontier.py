@@ -49,16 +49,15 @@ from genbench.frontier import (
     score_features,
     table_markdown,
 )
+from genbench.feature_sets import real_test_set, targets
 from genbench.labels import feature_labels
 from stages import embed as embed_stage
 from stages import generate as generate_stage
-from stages.cler import SCHEMA as CLER_SCHEMA
-from stages.cler import real_test_set, targets
-from stages.frame.paths import DatasetPaths
 from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive, read_params_file, validate_section
-from stages.probe import SCHEMA as PROBE_SCHEMA
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult, current_tracker, price_readings, pricing_params, run_stage
+from stages.frame.sections import CLER_SCHEMA, PROBE_SCHEMA
 
 SCHEMA = {
     "datasets": Field(list, [], help="datasets dvc.yaml runs the stage frontier@D for ([]: none; `genbench frontier --dataset D` runs any)"),

@@ -6,25 +6,14 @@ from __future__ import annotations
 import click
 
 from genbench import storage
-from genbench.probe import PROTOCOLS, RENAMED_PROTOCOLS, linear_probe
-from stages.cler import external_sets, real_test_set
+from genbench.feature_sets import external_sets, real_test_set
+from genbench.probe import linear_probe
 from stages.frame.dataset_command import dataset_stage_command
 from stages.frame.paths import DatasetPaths
-from stages.frame.params import Field, fraction, non_negative
 from stages.frame.runner import StageResult
+from stages.frame.sections import PROBE_SCHEMA
 
-
-def protocol_check(value: str) -> str | None:
-    if value in RENAMED_PROTOCOLS:
-        return f"was renamed {RENAMED_PROTOCOLS[value]!r} (it chooses L2 on the test set; ELEVATER's toolkit does not, docs/metrics.md)"
-    return None
-
-
-SCHEMA = {
-    "val_fraction": Field(float, 0.2, fraction),
-    "seed": Field(int, 0, non_negative),
-    "protocol": Field(str, "clean", protocol_check, choices=PROTOCOLS, help="clean (L2 on validation) | l2-on-test (selects on test; labelled so)"),
-}
+SCHEMA = PROBE_SCHEMA
 
 
 def work(p: dict, paths: DatasetPaths) -> StageResult:

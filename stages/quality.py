@@ -1,7 +1,7 @@
 """Stage `quality`: the image-quality metrics the paper compares CLER with (its Figure 4), per
 external image set, and the evaluation time of every metric (its Figure 5).
 
-Per source (generated, generated/<strategy>, original; see stages.cler.external_sets):
+Per source (generated, generated/<strategy>, original; see genbench.feature_sets.external_sets):
 - `fid_clip`: Frechet distance between Gaussian fits of the source's CLIP image features and the
   real test set's (NOT Inception FID);
 - `clip_score`: CLIP score of each generated image against "a photo of a {class}" (the released
@@ -28,14 +28,14 @@ from genbench import storage
 from genbench.clip_models import load_clip
 from genbench.devices import device_problem, resolve_device
 from genbench.errors import GenBenchError, run_first
+from genbench.feature_sets import external_sets, real_test_set
 from genbench.features import cache_key, cached_features, encode_images, encode_texts, load_features, model_sha256
 from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
 from genbench.metrics.clip_score import CLASS_REFERENCE, CLIP_SCORE_TEXTS, reference_texts
 from genbench.probe import linear_probe
-from stages.cler import external_sets, real_test_set
-from stages.frame.paths import DatasetPaths
 from stages.frame.options import dataset_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult, run_stage
 
 SCHEMA = {

@@ -45,7 +45,7 @@ def shots_inputs(paths: DatasetPaths) -> list[Path]:
 
 def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
     from genbench.features import load_features
-    from stages.cler import external_sets, real_test_set, targets
+    from genbench.feature_sets import external_sets, real_test_set, targets
 
     meta = paths.read_meta()
     test_feats, test_labels = real_test_set(paths)

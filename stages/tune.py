@@ -10,14 +10,15 @@ import time
 import click
 
 from genbench import storage
+from genbench.feature_sets import external_sets, real_test_set
 from genbench.features import load_features
 from genbench.strategies.real_filter import real_filter_mask
 from genbench.tune import SELECTIONS, TuneSettings, tune_scores
-from stages.cler import SCHEMA as CLER_SCHEMA, external_sets, real_test_set
 from stages.frame.dataset_command import dataset_stage_command
-from stages.frame.paths import DatasetPaths
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult
+from stages.frame.sections import CLER_SCHEMA
 
 def _selection(value) -> str | None:
     return None if value in SELECTIONS else f"must be one of {', '.join(SELECTIONS)}"

@@ -72,6 +72,20 @@ def test_estimate_prints_the_bill_per_data_type(tmp_path):
     assert json.loads(out.output)["generated"]["usd_total"] == pytest.approx(0.254)
 
 
+def test_estimate_scale_multiplies_a_stages_work_before_pricing(tmp_path):
+    rows = [ledger_row("generate", "generated", 0.254, 1000), ledger_row("retrieve", "retrieved", 0.05, 100)]
+    ledger = write_ledger(rows, tmp_path / "ledger.jsonl")
+    out = run(cost_group, ["estimate", str(ledger), "--target", "generated=2000", "--target", "retrieved=200",
+                           "--scale", "generate=4", "--json"])
+    assert out.exit_code == 0, out.output
+    # generate: 0.254 x 4 USD for 1000 images, priced for 2000; retrieve as measured: 0.05 for 100, priced for 200
+    assert json.loads(out.output)["generated"]["usd_total"] == pytest.approx(2.032)
+    assert json.loads(out.output)["retrieved"]["usd_total"] == pytest.approx(0.1)
+    for bad in ("generate", "generate=fast", "=2", "generate=0"):
+        out = run(cost_group, ["estimate", str(ledger), "--target", "generated=1", "--scale", bad])
+        assert out.exit_code == 2 and out.output.count("\n") == 1 and "error:" in out.output, (bad, out.output)
+
+
 def test_estimate_errors_exit_2(tmp_path):
     out = run(cost_group, ["estimate", str(tmp_path / "missing.jsonl"), "--classes", "2", "--shots", "3"])
     assert out.exit_code == 2 and out.output.startswith("error: ledger file")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.headline import dataset_rows, headline_metrics, summary, write_dataset_headline
+from genbench.headline import dataset_rows, headline_metrics, summary, write_dataset_headline
 
 
 def _write(path: Path, obj) -> None:

@@ -1,19 +1,15 @@
 """The real run's cost extrapolated from a rehearsal's ledger.
 
-The rehearsal's ledger rows are scaled, stage by stage, by how much more work one image (or one
-class) takes at the profile's real sizes than at the overlay's; `genbench cost estimate` then
-prices the real image counts (classes of the profile's datasets x images per class) with those
-scaled rows. The scale factors and what they assume are returned as text to print beside it.
+`genbench cost estimate --scale STAGE=FACTOR` scales the rehearsal's ledger rows, stage by stage,
+by how much more work one image (or one class) takes at the profile's real sizes than at the
+overlay's, then prices the real image counts (classes of the profile's datasets x images per
+class) with those scaled rows. The factors and what they assume are returned as text to print
+beside it.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 from genbench.datasets import get_dataset
-
-SCALED_FIELDS = ("wall_s", "cpu_s", "gpu_s", "billed_hours", "usd_total", "usd_per_image", "gpu_energy_j")
 
 
 def _pixels(section: dict, *keys: str) -> int:
@@ -39,15 +35,6 @@ def stage_factors(real: dict, rehearsed: dict) -> dict[str, tuple[float, str]]:
     }
 
 
-def scale_rows(rows: list, factors: dict[str, tuple[float, str]]) -> list:
-    out = []
-    for row in rows:
-        factor = factors.get(row.stage, (1.0, ""))[0]
-        changes = {k: getattr(row, k) * factor for k in SCALED_FIELDS if getattr(row, k) is not None}
-        out.append(replace(row, **changes))
-    return out
-
-
 def real_targets(real: dict) -> dict[str, int]:
     """Images of the real run per data type, over all the profile's datasets."""
     classes = sum(get_dataset(name).num_classes for name in real["datasets"])
@@ -56,13 +43,10 @@ def real_targets(real: dict) -> dict[str, int]:
             "original": classes * real["prepare"]["shots"]}
 
 
-def write_scaled_ledger(workdir: Path, real: dict, rehearsed: dict) -> tuple[Path, dict[str, int], list[str]]:
-    """reports/ledger-extrapolated.csv in the workdir, the real targets and the assumptions."""
-    from cost.ledger import read_ledger, write_ledger
-
+def extrapolation(real: dict, rehearsed: dict) -> tuple[dict[str, tuple[float, str]], dict[str, int], list[str]]:
+    """What `genbench cost estimate` needs to price the real run from the rehearsal's ledger: the
+    stage factors (with why), the real image counts per data type, and the assumptions."""
     factors = stage_factors(real, rehearsed)
-    rows = read_ledger(workdir / "reports/ledger.csv")
-    path = write_ledger(scale_rows(rows, factors), workdir / "reports/ledger-extrapolated.csv")
     targets = real_targets(real)
     classes = sum(get_dataset(name).num_classes for name in real["datasets"])
     assumptions = [
@@ -76,4 +60,4 @@ def write_scaled_ledger(workdir: Path, real: dict, rehearsed: dict) -> tuple[Pat
         "(small configs unless --full-size-generator) run faster than the real ones, so this is an extrapolation, "
         "not a quote",
     ]
-    return path, targets, assumptions
+    return factors, targets, assumptions

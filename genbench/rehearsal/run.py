@@ -220,11 +220,12 @@ def estimate(profile: str, datasets: list[str] | None = None, *, overhead_s: flo
 
 
 def cost_extrapolation(workdir: Path, real: dict, params: dict, env: dict, errors: list[str]) -> list[str]:
-    from genbench.rehearsal.extrapolate import write_scaled_ledger
+    from genbench.rehearsal.extrapolate import extrapolation
 
-    ledger, targets, assumptions = write_scaled_ledger(workdir, real, params)
+    factors, targets, assumptions = extrapolation(real, params)
     snapshot = (real.get("cost") or {}).get("snapshot", "paper-2023")
-    cmd = tool("genbench") + ["cost", "estimate", str(ledger.relative_to(workdir)), "--snapshot", snapshot]
+    cmd = tool("genbench") + ["cost", "estimate", "reports/ledger.csv", "--snapshot", snapshot]
+    cmd += [f"--scale={stage}={factor:.6g}" for stage, (factor, _) in factors.items()]
     cmd += [f"--target={k}={v}" for k, v in targets.items()]
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -43,7 +43,7 @@ from pathlib import Path
 import psutil
 
 from genbench.errors import Interrupted
-from stages.headline import headline_metrics
+from genbench.headline import headline_metrics
 from stages.frame.mlflow_store import (EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, HEADLINE_VIEW, SHARED_VIEW_TAG, GuardedClient,
                                  dataset_inputs, experiment_id, guarded, headline_view, relocate_artifacts, sqlite_path)
 from stages.frame.run_states import PROCESS_TAG, close_abandoned, process_id, sigterm_raises
@@ -54,7 +54,7 @@ KIND_TAG = "genbench.kind"
 DATASET_TAG = "dataset"
 SYSTEM_METRICS_INTERVAL_S = 2.0
 EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
-HEADLINE_PREFIX = "headline/"  # the parent's copy of stages/headline.py's numbers: headline/digits/cler/generated
+HEADLINE_PREFIX = "headline/"  # the parent's copy of genbench/headline.py's numbers: headline/digits/cler/generated
 
 
 def project_root() -> Path:
@@ -283,7 +283,7 @@ class StageTracker:
         self.client.log_artifact(self.run_id, str(path))
 
     def log_headline(self, root: Path | None = None) -> dict[str, float]:
-        """Log the run's headline numbers (stages/headline.py) on the parent as headline/<key>,
+        """Log the run's headline numbers (genbench/headline.py) on the parent as headline/<key>,
         the datasets' manifests as its dataset inputs (and the stage's on its own run), and point
         the experiment's headline view at those metric columns."""
         from mlflow.entities import Metric
