@@ -42,6 +42,7 @@ SCHEMA = {
     "timing_warmup": Field(int, 1, non_negative, help="untimed dry runs before timing (the paper's pre-heat)"),
 }
 
+
 def load_matching_clip(p: dict, paths: DatasetPaths, device: str):
     """The CLIP model of the quality params, checked to be the one that embedded the generated
     images (its cache key must equal the one stored with their features)."""

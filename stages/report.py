@@ -1,15 +1,13 @@
-"""Stage `report`: the paper's tables and figures rebuilt from whatever the pipeline has produced,
-published beside reproduced (Figure 3's data come from the per-dataset stage `shots`; the tables are
-built by genbench.tables.run_tables, the figures by genbench.figures.report_figures).
-
-`genbench report` writes
+"""Stage `report`: the paper's tables (genbench.tables.run_tables) and figures
+(genbench.figures.report_figures) rebuilt from whatever the pipeline has produced, published beside
+reproduced. `genbench report` writes
 - reports/index.md: which profile, commit and price snapshot produced the report, links to all of it;
 - reports/report.md: this run's scores per dataset and data source, and the cost per data type;
 - reports/tables/<key>.{md,csv,tex}: Tables 1-5, Section 3.1, the embedded default beside MNIST;
 - reports/figures/*.png: Figure 3 (and 4, 5, 6 when their stages have run), score charts, samples.
-
-It reads metrics/, plots/, reports/ledger.csv and reports/reference/ (the published tables);
-a dataset whose shots.json is missing takes its size from data/<ds>/prepared/meta.json.
+It reads metrics/ (Figure 3's data: the per-dataset stage `shots`), plots/, reports/ledger.csv and
+reports/reference/ (the published tables); a dataset without shots.json takes its size from
+data/<ds>/prepared/meta.json.
 """
 
 from __future__ import annotations
