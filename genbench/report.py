@@ -1,11 +1,15 @@
 """The run report: Markdown built from the pipeline's own metric files (reports/report.md), and
-the index page that links the reproduced tables and figures (reports/index.md)."""
+the index page that links the reproduced tables and figures (reports/index.md), with a section
+per cost-quality frontier; and what the report reads of each dataset's metric files."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from genbench.datasets import get_dataset
+from genbench.frontier import frontier_figure, table_markdown
 from genbench.tables.render import NOT_RUN, Table, to_markdown
 
 
@@ -18,6 +22,39 @@ class DatasetResults:
     cler: dict
     probe: dict
     figures: dict
+
+
+METRIC_FILES = ("cler", "probe", "shots", "quality", "retrieve", "tune", "finetune", "backbones")  # metrics/<ds>/<stem>.json
+
+
+def optional_json(path: Path) -> dict | None:
+    """The JSON file at `path`, None when there is none."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_results(folders: dict) -> dict[str, dict]:
+    """What the report reads per dataset: {"info": dataset_info, and each of METRIC_FILES (None when
+    absent)}. `folders` maps dataset -> its folders, an object with `metrics` (metrics/<ds>) and
+    `prepared` (the stages' DatasetPaths)."""
+    out = {}
+    for name, folder in folders.items():
+        files = {stem: optional_json(folder.metrics / f"{stem}.json") for stem in METRIC_FILES}
+        meta = None if files["shots"] else optional_json(folder.prepared / "meta.json")
+        out[name] = {"info": dataset_info(name, files["shots"], meta), **files}
+    return out
+
+
+def dataset_info(name: str, shots: dict | None, meta: dict | None) -> dict:
+    """name, group, classes, metric, num_test, shots of a dataset: from its shots.json (`shots`),
+    else its prepared/meta.json (`meta`), else the registry (num_test and shots then None)."""
+    if shots:
+        return shots["dataset"]
+    if meta:
+        return {**{k: meta.get(k) for k in ("name", "group", "metric", "num_test", "shots")},
+                "classes": len(meta["classnames"])}
+    spec = get_dataset(name)
+    return {"name": name, "group": spec.group, "metric": spec.metric, "num_test": None, "shots": None,
+            "classes": spec.num_classes}
 
 
 def fmt(value, digits: int = 2) -> str:
@@ -167,3 +204,16 @@ def build_index(*, profile: str, commit: str, snapshot: str, datasets: list[str]
         "",
     ]
     return "\n".join(parts)
+
+
+def frontier_section(name: str, data: dict, figure: Path, link: str) -> str:
+    """The index section of one dataset's cost-quality frontier (`data`: its metrics/<name>/frontier.json):
+    draws the frontier to `figure`, links it as `link` and lists the cheapest setting within 1, 2
+    and 5 CLER points of the best, the default setting marked."""
+    rows = data["points"]
+    frontier_figure(rows, figure, zero_shot=data["zero_shot"], original=data["original_cler"],
+                    title=f"{name}: CLER against cost, {len(rows)} settings")
+    default = next((r for r in rows if r["id"] == data["default"]), None)
+    return (f"## Cost-quality frontier: {name}\n\n![frontier {name}]({link})\n\n"
+            f"Cheapest setting within 1, 2 and 5 CLER points of the best ({len(rows)} settings, "
+            f"95 % bootstrap intervals in metrics/{name}/frontier.json):\n\n" + table_markdown(data["table"], default))

@@ -1,38 +1,27 @@
 """Stage `quality`: the image-quality metrics the paper compares CLER with (its Figure 4), per
-external image set, and the evaluation time of every metric (its Figure 5).
+external image set (genbench.feature_sets.external_sets), and the evaluation time of every metric
+(its Figure 5); what each metric is and the timing protocol: genbench.quality.
 
-Per source (generated, generated/<strategy>, original; see genbench.feature_sets.external_sets):
-- `fid_clip`: Frechet distance between Gaussian fits of the source's CLIP image features and the
-  real test set's (NOT Inception FID);
-- `clip_score`: CLIP score of each generated image against "a photo of a {class}" (the released
-  code; `clip_score_text: prompt` scores against its own prompt instead), in the space of
-  `clip_score_model` (null: the embedding model; the paper profile: ViT-B/16, as released);
-  null for original, which has no prompts;
-- `pad`: proxy-A distance between the source's features and the real test set's.
-
-Timing: CLER, the linear probe, FID, CLIP score and PAD are each run `timing_warmup` untimed
-times, then `timing_repeats` timed times, on the pooled generated set's cached features.
-Feature extraction is not part of any metric's time; encoding the prompts is timed apart.
+The CLIP score is taken against "a photo of a {class}" (the released code; `clip_score_text:
+prompt`: against its own prompt) in the space of `clip_score_model` (null: the embedding model;
+the paper profile: ViT-B/16, as released). Encoding the prompts is timed apart.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import click
-import numpy as np
-import torch
 
 from genbench import storage
 from genbench.clip_models import load_clip
 from genbench.devices import device_problem, resolve_device
 from genbench.errors import GenBenchError, run_first
 from genbench.feature_sets import external_sets, real_test_set
-from genbench.features import cache_key, cached_features, encode_images, encode_texts, load_features, model_sha256
-from genbench.metrics import clip_score, cler, frechet_distance, proxy_a_distance, timed
-from genbench.metrics.clip_score import CLASS_REFERENCE, CLIP_SCORE_TEXTS, reference_texts
-from genbench.probe import linear_probe
+from genbench.features import cache_key, load_features, model_sha256
+from genbench.metrics.clip_score import CLIP_SCORE_TEXTS, reference_texts
+from genbench.quality import (TIMED_SOURCE, flat_metrics, metric_timings, prompt_features, quality_record,
+                              score_model_images, source_masks, source_metrics, summary_line)
 from stages.frame.options import dataset_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive
 from stages.frame.paths import DatasetPaths
@@ -52,16 +41,6 @@ SCHEMA = {
     "timing_repeats": Field(int, 3, positive, help="timed repeats per metric (Figure 5)"),
     "timing_warmup": Field(int, 1, non_negative, help="untimed dry runs before timing (the paper's pre-heat)"),
 }
-
-TIMED_SOURCE = "generated"
-# Short one-line definitions written into quality.json (full ones: docs/metrics.md).
-FID_DEFINITION = "Frechet distance of Gaussian fits of CLIP image features vs the test set; not Inception FID"
-CLIP_SCORE_DEFINITIONS = {
-    "class": f"mean of 100*max(cos(image, '{CLASS_REFERENCE.replace('{c}', '{class}')}'), 0) in CLIP space; null without prompts",
-    "prompt": "mean of 100*max(cos(image, its own prompt), 0) in CLIP space; null without prompts",
-}
-PAD_DEFINITION = "proxy-A distance 2(1-2e) of CLIP features vs the test set, e the held-out linear error"
-TIMING_DEFINITION = "wall seconds per timed run, cached features of the pooled generated set; no feature extraction"
 
 
 def load_matching_clip(p: dict, paths: DatasetPaths, device: str):
@@ -99,91 +78,19 @@ def check_inputs(p: dict, paths: DatasetPaths) -> tuple:
     return bundle, model_id, device, score_bundle, f"{p['clip_score_model']}|{p['clip_score_pretrained']}"
 
 
-def clip_score_features(p: dict, paths: DatasetPaths, checked: tuple, generated_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def clip_score_features(p: dict, paths: DatasetPaths, checked: tuple, generated_feats) -> tuple:
     """(image, reference text) CLIP features of the generated images, row for row, in the CLIP
-    score's model: the embed features when that is the embedding model, else the images encoded."""
-    bundle, _, device, score_bundle, _ = checked
+    score's model: the embed features when that is the embedding model, else its own."""
+    bundle, _, device, score_bundle, score_model_id = checked
     manifest = storage.read_manifest(paths.generated)
     texts = reference_texts(p["clip_score_text"], list(manifest["prompt"]), list(manifest["class_name"]))
-    if score_bundle is None:
-        images = generated_feats
-    else:
+    images = generated_feats
+    if score_bundle is not None:
         bundle = score_bundle
-        images = backbone_features(p, paths, bundle, manifest)
-        if images is None:
-            images = encode_images(bundle, storage.load_image_set(paths.generated)[0], batch_size=p["batch_size"],
-                                   device=device, desc="quality: CLIP score images")
+        backbone = paths.backbone_features(p["clip_score_model"], p["clip_score_pretrained"]) / "generated.safetensors"
+        images = score_model_images(bundle, score_model_id, manifest, backbone, paths.generated,
+                                    batch_size=p["batch_size"], device=device)
     return images, prompt_features(bundle, texts, batch_size=p["batch_size"], device=device)
-
-
-def backbone_features(p: dict, paths: DatasetPaths, bundle, manifest) -> np.ndarray | None:
-    """The generated images' features in the CLIP score model when embed already encoded them with
-    it as one of embed.backbones (their cache key: this model's weights and these images), else None."""
-
-    path = paths.backbone_features(p["clip_score_model"], p["clip_score_pretrained"]) / "generated.safetensors"
-    if not path.is_file():
-        return None
-    key = cache_key(f"{p['clip_score_model']}|{p['clip_score_pretrained']}", model_sha256(bundle.model),
-                    list(manifest["sha256"]))
-    cached = cached_features(path, key)
-    return None if cached is None else cached[0]
-
-
-def prompt_features(bundle, prompts: list[str], *, batch_size: int, device: str) -> np.ndarray:
-    """CLIP text features of `prompts`, row for row, encoding each distinct prompt once."""
-    unique, inverse = np.unique(np.asarray(prompts, dtype=object).astype(str), return_inverse=True)
-    chunks = [encode_texts(bundle, [str(t) for t in unique[i : i + batch_size]], device=device) for i in range(0, len(unique), batch_size)]
-    return np.concatenate(chunks)[inverse.reshape(-1)]
-
-
-def source_masks(paths: DatasetPaths, sources: list[str]) -> dict[str, np.ndarray]:
-    """Row masks of the generated manifest for each generated source (in feature row order)."""
-    strategies = storage.read_manifest(paths.generated)["strategy"].to_numpy()
-    masks = {}
-    for name in sources:
-        if name == "generated":
-            masks[name] = np.ones(len(strategies), dtype=bool)
-        elif name.startswith("generated/"):
-            masks[name] = strategies == name.split("/", 1)[1]
-    return masks
-
-
-def source_metrics(sources: dict, test_feats: np.ndarray, scored: tuple[np.ndarray, np.ndarray], masks: dict, seed: int) -> dict:
-    """Per source: FID in CLIP space, CLIP score of the `scored` (image, reference text) feature
-    rows of its images, PAD."""
-    score_images, score_texts = scored
-    out = {}
-    for name, (feats, _) in sources.items():
-        try:
-            out[name] = {
-                "images": len(feats),
-                "fid_clip": frechet_distance(feats, test_feats),
-                "clip_score": clip_score(score_images[masks[name]], score_texts[masks[name]]) if name in masks else None,
-                "pad": proxy_a_distance(feats, test_feats, seed=seed),
-            }
-        except GenBenchError as exc:
-            raise GenBenchError(f"quality of source {name!r} ({len(feats)} images) against the test set: {exc}") from exc
-    return out
-
-
-def metric_timings(p: dict, meta: dict, sources: dict, test: tuple, text_feats: np.ndarray,
-                   scored: tuple[np.ndarray, np.ndarray], device: str) -> dict[str, list[float]]:
-    feats, labels = sources[TIMED_SOURCE]
-    test_feats, test_labels = test
-    n, metric = len(meta["classnames"]), meta["metric"]
-    calls = {
-        "cler": (cler, (feats, labels, test_feats, test_labels),
-                 {"num_classes": n, "text_feats": text_feats, "metric": metric}),
-        "probe": (linear_probe, (feats, labels, test_feats, test_labels),
-                  {"metric": metric, "seed": p["seed"], "num_classes": n, "device": device}),
-        "fid_clip": (frechet_distance, (feats, test_feats), {}),
-        "clip_score": (clip_score, scored, {}),
-        "pad": (proxy_a_distance, (feats, test_feats), {"seed": p["seed"]}),
-    }
-    seconds = {}
-    for name, (fn, args, kwargs) in calls.items():
-        _, seconds[name] = timed(fn, *args, repeats=p["timing_repeats"], warmup=p["timing_warmup"], **kwargs)
-    return seconds
 
 
 def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageResult:
@@ -200,35 +107,18 @@ def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageRes
     scored = clip_score_features(p, paths, checked, sources[TIMED_SOURCE][0])
     encode_seconds = time.perf_counter() - start
 
-    masks = source_masks(paths, list(sources))
-    result = {
-        "dataset": paths.dataset,
-        "reference": "test",
-        "feature_model": model_id,
-        "fid_definition": FID_DEFINITION,
-        "clip_score_definition": CLIP_SCORE_DEFINITIONS[p["clip_score_text"]],
-        "clip_score_text": p["clip_score_text"],
-        "clip_score_model": score_model_id,
-        "pad_definition": PAD_DEFINITION,
-        "timing_definition": TIMING_DEFINITION,
-        "sources": source_metrics(sources, test_feats, scored, masks, p["seed"]),
-        "timing": {"source": TIMED_SOURCE, "repeats": p["timing_repeats"], "warmup": p["timing_warmup"], "device": device},
-        "seconds": metric_timings(p, meta, sources, (test_feats, test_labels), text_feats, scored, device),
-        "seconds_encode_prompts": encode_seconds,
-    }
+    masks = source_masks(storage.read_manifest(paths.generated)["strategy"].to_numpy(), list(sources))
+    metrics = source_metrics(sources, test_feats, scored, masks, p["seed"])
+    seconds = metric_timings(sources[TIMED_SOURCE], (test_feats, test_labels), text_feats, scored,
+                             num_classes=len(meta["classnames"]), metric=meta["metric"], seed=p["seed"], device=device,
+                             repeats=p["timing_repeats"], warmup=p["timing_warmup"])
+    timing = {"source": TIMED_SOURCE, "repeats": p["timing_repeats"], "warmup": p["timing_warmup"], "device": device}
+    result = quality_record(paths.dataset, feature_model=model_id, clip_score_text=p["clip_score_text"],
+                            clip_score_model=score_model_id, sources=metrics, timing=timing, seconds=seconds,
+                            seconds_encode_prompts=encode_seconds)
     storage.atomic_write_json(out, result)
-
-    gen = result["sources"][TIMED_SOURCE]
-    means = {k: statistics.fmean(v) for k, v in result["seconds"].items()}
-    click.echo(f"quality: generated FID(CLIP features) {gen['fid_clip']:.4g}  CLIP score {gen['clip_score']:.2f}  "
-               f"PAD {gen['pad']:.3f}; probe/CLER time {means['probe'] / means['cler']:.0f}x -> {out}")
-    flat = {}
-    for name, values in result["sources"].items():
-        key = name.replace("/", ".")
-        flat.update({f"{m}.{key}": values[m] for m in ("fid_clip", "clip_score", "pad") if values[m] is not None})
-    flat.update({f"seconds.{k}": v for k, v in means.items()})
-    flat["seconds.encode_prompts"] = encode_seconds
-    return StageResult(metrics=flat, artifacts=[out], tags={"clip_model": model_id, "fid_space": "clip"})
+    click.echo(f"quality: {summary_line(result)} -> {out}")
+    return StageResult(metrics=flat_metrics(result), artifacts=[out], tags={"clip_model": model_id, "fid_space": "clip"})
 
 
 @click.command("quality")

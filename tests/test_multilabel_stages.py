@@ -19,9 +19,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
 from conftest import write_params
+from genbench import quality as quality_metrics
 from genbench import storage
 from genbench.features import load_features
-from stages import quality
 from stages.frame.cli import cli
 from test_datasets_labelmaps import write_memes
 from voc2007_layout import write_voc2007
@@ -73,13 +73,13 @@ def run_stages(root: Path, dataset: str, data_root: Path, monkeypatch, images_pe
     monkeypatch.setenv("TQDM_DISABLE", "1")
     monkeypatch.setenv("GENBENCH_SYSTEM_METRICS", "0")
     timed_probe = {}
-    real_probe = quality.linear_probe
+    real_probe = quality_metrics.linear_probe
 
     def recording_probe(train_feats, train_labels, test_feats, test_labels, **kwargs):
         timed_probe.update(train_labels=np.asarray(train_labels), test_labels=np.asarray(test_labels), **kwargs)
         return real_probe(train_feats, train_labels, test_feats, test_labels, **kwargs)
 
-    monkeypatch.setattr(quality, "linear_probe", recording_probe)
+    monkeypatch.setattr(quality_metrics, "linear_probe", recording_probe)
     for stage in STAGES:
         result = CliRunner().invoke(cli, stage.split())
         assert result.exit_code == 0, f"{stage}: {result.output}"

@@ -13,4 +13,5 @@ hand-worked inputs) and a drawing function that writes one PNG atomically (_save
 - grids: Figures 7, 12, 13 (direct sampling beside textual inversion) and 14 (strategies by classes)
 - finetune_figure: Figure 10 (CLER against fine-tuned accuracy)
 - backbones_figure: Figure 11 (CLER against the linear probe across CLIP backbones)
+- report_figures: the report's list of paper figures (drawn or why not) and per-dataset charts
 """

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genbench.figures.groups import shot_sweeps
+
 SHOTS = 5
 SOURCES = ("original", "retrieved")
+TITLE = f"Figure 9: CLER against linear probe with {SHOTS}-shot original and retrieved data"
+MISSING = f"needs shots.json points at {SHOTS} images per class with probe scores (shots.counts including {SHOTS})"
 
 
 def five_shot_points(datasets: dict[str, dict], shots: int = SHOTS, sources=SOURCES) -> list[dict]:
@@ -51,3 +55,12 @@ def figure9(points: list[dict], path: str | Path, *, title: str = "") -> None:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def draw_figure9(results: dict[str, dict], path: str | Path) -> str | None:
+    """Draw Figure 9 to `path` from the report's results; None when drawn, else why it is not."""
+    points = five_shot_points(shot_sweeps(results))
+    if not points:
+        return MISSING
+    figure9(points, path, title=TITLE)
+    return None

@@ -15,9 +15,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from genbench.errors import GenBenchError  # noqa: E402
-from genbench.figures._save import save_png  # noqa: E402
+from genbench.figures._save import save_csv, save_png  # noqa: E402
 from genbench.figures.metric_vs_probe import read_metric_file  # noqa: E402
 
+FIGURE5_TITLE = "Figure 5: evaluation time per metric"
 TIME_LABELS = {"cler": "CLER", "probe": "linear probe", "fid_clip": "FID (CLIP)", "clip_score": "CLIP score", "pad": "proxy-A"}
 HIGHLIGHT_COLORS = {"cler": "#c44e52", "probe": "#4c72b0"}
 OTHER_COLOR = "#9a9a9a"
@@ -115,3 +116,10 @@ def _seconds_label(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1e3:.1f} ms"
     return f"{seconds:.2f} s"
+
+
+def draw_figure5(metrics_dir: str | Path, datasets: list[str], path: str | Path, data_csv: str | Path) -> None:
+    """Write Figure 5's summary (metric, mean seconds, std) to `data_csv` and draw it to `path`."""
+    summary = timing_summary(gather_timings(metrics_dir, datasets))
+    save_csv(data_csv, ["metric", "seconds", "std"], [[metric, s["mean"], s["std"]] for metric, s in summary.items()])
+    figure5_evaluation_time(summary, path)

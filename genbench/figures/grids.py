@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genbench import storage
+
+GRID_CLASSES = 10  # classes shown per grid
+GRID_PER_CELL = 2  # images per cell
 TI_ROWS = {"original": "TI on original", "retrieval": "TI on retrieved"}  # reference kind -> row label
 
 
@@ -105,3 +109,19 @@ def tiles_for(images: np.ndarray, rows: pd.DataFrame, classes: list[int], per_ce
         blank = np.full_like(own[0], 255)
         out.append(np.concatenate(own + [blank] * (per_cell - len(own)), axis=1))
     return out
+
+
+def draw_grid(generated: str | Path, manifest: pd.DataFrame, plan: list[tuple[str, str | None, str]],
+              classnames: list[str], path: str | Path, title: str) -> None:
+    """Draw one grid to `path`: a row per (label, strategy or None, why not) of `plan`, up to
+    GRID_CLASSES classes (shown_classes), GRID_PER_CELL images a cell, the images read from the
+    generated folder `generated` whose manifest is `manifest`."""
+    classes = shown_classes(len(classnames), GRID_CLASSES)
+    rows = []
+    for label, strategy, reason in plan:
+        if strategy is None:
+            rows.append((label, None, reason))
+            continue
+        picked = cell_rows(manifest, strategy, classes, GRID_PER_CELL)
+        rows.append((label, tiles_for(storage.load_images(generated, picked), picked, classes, GRID_PER_CELL), ""))
+    image_grid(rows, [classnames[c] for c in classes], path, title=title)

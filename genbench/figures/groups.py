@@ -76,3 +76,23 @@ def figure3_groups(curves: dict[str, dict[str, list[dict]]], path: str | Path, *
     fig.suptitle((title + "\n" if title else "") + f"labels: USD for the images ({price_label})", fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
+
+
+PUBLISHED_TITLE = "Figure 3 (as published): linear probe against images per class per concept group, labelled with cost"
+PUBLISHED_MISSING = "needs metrics/<dataset>/shots.json with probe scores (shots.probe: true; dvc repro shots@<dataset>)"
+
+
+def shot_sweeps(results: dict[str, dict]) -> dict[str, dict]:
+    """{dataset: {"group", "classes", "sources"}} of every dataset of the report's results (dataset ->
+    {"shots": shots.json or None, ...}) whose shots sweep ran."""
+    return {n: {"group": r["shots"]["dataset"].get("group"), "classes": r["shots"]["dataset"]["classes"],
+                "sources": r["shots"]["sources"]} for n, r in results.items() if r["shots"]}
+
+
+def draw_figure3_published(results: dict[str, dict], usd_per_image: dict, price_label: str, path: str | Path) -> str | None:
+    """Draw Figure 3 as published to `path`; None when drawn, else why it is not."""
+    curves = group_curves(shot_sweeps(results), usd_per_image)
+    if not curves:
+        return PUBLISHED_MISSING
+    figure3_groups(curves, path, price_label=price_label, title=PUBLISHED_TITLE)
+    return None

@@ -85,3 +85,25 @@ def figure2(rows: list[dict], means: dict[str, dict], path: str | Path, *, title
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
+
+
+FIGURE2_TITLE = "Figure 2: linear probe on generated data (best strategy) against zero-shot, and the mean per data source"
+FIGURE2_MISSING = "needs metrics/<dataset>/cler.json and probe.json with a generated/<strategy> set"
+
+
+def figure2_inputs(results: dict[str, dict]) -> dict[str, dict]:
+    """The module's input from the report's results (dataset -> {"info", "cler", "probe"}, metric
+    files or None): {dataset: {"group", "zero_shot", "probe": {set: score}}}."""
+    return {n: {"group": r["info"].get("group"), "zero_shot": (r["cler"] or {}).get("zero_shot"),
+                "probe": {k: v["score"] for k, v in (r["probe"] or {}).get("sets", {}).items()}}
+            for n, r in results.items()}
+
+
+def draw_figure2(results: dict[str, dict], path: str | Path) -> str | None:
+    """Draw Figure 2 to `path`; None when drawn, else why it is not."""
+    datasets = figure2_inputs(results)
+    rows = improvement_rows(datasets)
+    if not rows:
+        return FIGURE2_MISSING
+    figure2(rows, source_means(datasets), path, title=FIGURE2_TITLE)
+    return None

@@ -20,9 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from genbench.errors import GenBenchError, run_first  # noqa: E402
-from genbench.figures._save import save_png  # noqa: E402
+from genbench.figures._save import save_csv, save_png  # noqa: E402
 from genbench.metrics import correlations  # noqa: E402
 
+FIGURE4_TITLE = "Figure 4: correlation of CLER, CLIP score and FID with the linear-probe score"
+FIGURE4_DATA = ["dataset", "source", "probe", "cler", "clip_score", "fid_clip"]
 METRICS_VS_PROBE = ("cler", "clip_score", "fid_clip")
 MIN_POINTS = 3
 
@@ -165,3 +167,10 @@ def figure4_metric_vs_probe(rows: list[dict], path: str | Path, *, correlations:
     fig.tight_layout()
     save_png(fig, path)
     return correlations
+
+
+def draw_figure4(metrics_dir: str | Path, datasets: list[str], path: str | Path, data_csv: str | Path) -> None:
+    """Write Figure 4's rows (gather_rows, columns FIGURE4_DATA) to `data_csv` and draw it to `path`."""
+    rows = gather_rows(metrics_dir, datasets)
+    save_csv(data_csv, FIGURE4_DATA, [[r[c] for c in FIGURE4_DATA] for r in rows])
+    figure4_metric_vs_probe(rows, path)

@@ -11,7 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genbench.figures._save import save_png  # noqa: E402
+from genbench.figures._save import save_csv, save_png  # noqa: E402
+
+TITLE = "Figure 3: CLER against images per class per data source, with what the images cost"
+MISSING = "needs metrics/<dataset>/shots.json (dvc repro shots@<dataset>)"
+DATA_HEADER = ["dataset", "source", "data_type", "shots", "cler", "cler_std", "usd"]
 
 
 def shots_figure(panels: list[dict], path: str | Path, *, usd_per_image: dict[str, float | None], price_label: str,
@@ -67,3 +71,34 @@ def shots_figure(panels: list[dict], path: str | Path, *, usd_per_image: dict[st
     fig.suptitle((title + "\n" if title else "") + f"prices: {price_label}", fontsize=9)
     fig.tight_layout()
     save_png(fig, path)
+
+
+def figure3_inputs(results: dict[str, dict], usd_per_image: dict) -> tuple[list[dict], list[list]]:
+    """(panels for shots_figure, data rows under DATA_HEADER) from the report's results (dataset ->
+    {"shots": shots.json or None, "cler": cler.json or None}): one panel per dataset whose shots
+    sweep ran, one row per point; a row's usd is shots x classes x USD per image of the source's
+    data type (its name before any "/"), "" when that type has no price."""
+    panels, rows = [], []
+    for name, r in results.items():
+        if not r["shots"]:
+            continue
+        info = r["shots"]["dataset"]
+        panels.append({"dataset": name, "metric": info["metric"], "classes": info["classes"],
+                       "zero_shot": (r["cler"] or {}).get("zero_shot"), "sources": r["shots"]["sources"]})
+        for source, points in r["shots"]["sources"].items():
+            price = usd_per_image.get(source.split("/")[0])
+            for pt in points:
+                rows.append([name, source, source.split("/")[0], pt["shots"], pt["cler"], pt["cler_std"],
+                             pt["shots"] * info["classes"] * price if price else ""])
+    return panels, rows
+
+
+def draw_figure3(results: dict[str, dict], usd_per_image: dict, price_label: str, path: str | Path,
+                 data_csv: str | Path) -> str | None:
+    """Write Figure 3's data to `data_csv` and draw it to `path`; None when drawn, else why it is not."""
+    panels, rows = figure3_inputs(results, usd_per_image)
+    if not panels:
+        return MISSING
+    save_csv(data_csv, DATA_HEADER, rows)
+    shots_figure(panels, path, usd_per_image=usd_per_image, price_label=price_label, title=TITLE)
+    return None

@@ -27,3 +27,12 @@ def bar_chart(values: dict[str, float], path: str | Path, *, ylabel: str, title:
         ax.set_title(title, fontsize=9)
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     save_png(fig, path)
+
+
+def score_values(cler: dict, probe: dict | None) -> dict[str, float]:
+    """The bars of a dataset's score chart: zero-shot, CLER of each set (cler.json), the probe
+    score of each set (probe.json, none when it is None)."""
+    values = {"zero-shot": cler["zero_shot"]}
+    values.update({f"CLER {n}": s["cler"] for n, s in cler["sets"].items()})
+    values.update({f"probe {n}": s["score"] for n, s in (probe or {}).get("sets", {}).items()})
+    return values

@@ -2,6 +2,7 @@
 
 Builders take the published rows (reports/reference/*.csv, `read_reference`) and plain dicts of
 the run's results and return a `Table`; `write_table` writes it as Markdown, CSV and LaTeX.
+run_tables turns a run's metric files into those dicts and builds every table of the report.
 """
 
 from __future__ import annotations
