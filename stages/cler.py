@@ -13,9 +13,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from genbench import storage
+from genbench import feature_sets, storage
 from genbench.features import load_features
-from genbench.labels import scoring_targets
 from genbench.metrics import cler, label_agreement, timed, zero_shot
 from genbench.metrics.evaluation import RANKING_SCORES
 from stages.frame.dataset_command import dataset_stage_command
@@ -31,35 +30,19 @@ SCHEMA = {
 
 
 def external_sets(paths: DatasetPaths, features: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Feature sets to score: 'generated' (all strategies), 'generated/<strategy>', 'retrieved',
-    'original', each with its labels as the dataset's metric takes them (genbench.labels); from
-    `features` (default: the dataset's features folder, embed.model's)."""
-    features = features or paths.features
-    gen_feats, gen_labels, _ = load_features(features / "generated.safetensors")
-    gen_labels = targets(paths, gen_labels, "generated labels")
-    strategies = storage.read_manifest(paths.generated)["strategy"].to_numpy()
-    sets = {"generated": (gen_feats, gen_labels)}
-    for s in dict.fromkeys(strategies):
-        mask = strategies == s
-        sets[f"generated/{s}"] = (gen_feats[mask], gen_labels[mask])
-    for name in ("retrieved", "original"):
-        path = features / f"{name}.safetensors"
-        if name == "original" or path.is_file():
-            feats, labels, _ = load_features(path)
-            sets[name] = (feats, targets(paths, labels, f"{name} labels"))
-    return sets
+    """genbench.feature_sets.external_sets of the dataset, from `features` (default: the dataset's
+    features folder, embed.model's)."""
+    return feature_sets.external_sets(features or paths.features, paths.generated, paths.read_meta())
 
 
 def targets(paths: DatasetPaths, labels: np.ndarray, name: str) -> np.ndarray:
     """`labels` as the dataset's metric takes them: multi-hot for a multi-label dataset."""
-    meta = paths.read_meta()
-    return scoring_targets(labels, meta.get("task", "multiclass"), len(meta["classnames"]), name)
+    return feature_sets.targets(paths.read_meta(), labels, name)
 
 
 def real_test_set(paths: DatasetPaths, features: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The real test set's features and its labels as the dataset's metric takes them."""
-    feats, labels, _ = load_features((features or paths.features) / "test.safetensors")
-    return feats, targets(paths, labels, "test labels")
+    return feature_sets.real_test_set(features or paths.features, paths.read_meta())
 
 
 def work(p: dict, paths: DatasetPaths) -> StageResult:
