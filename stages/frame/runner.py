@@ -66,6 +66,18 @@ def price_readings(reading, worker_readings: list[dict], snapshot, sku: str | No
     return own, workers
 
 
+def metered_rows(stage: str, work: Callable[[], tuple], snapshot, sku: str | None, data_type: str | None) -> tuple:
+    """`work() -> (result, items, worker readings)` metered and priced as `run_stage` meters and
+    prices a stage (e.g. one step of a frontier point); (result, [its own ledger row, its workers' rows])."""
+    from cost.meter import Meter
+
+    with Meter(stage) as meter:
+        result, items, readings = work()
+        meter.add_items(0 if readings else items)
+    own, workers = price_readings(meter.reading, readings, snapshot, sku, data_type)
+    return result, [own, *workers]
+
+
 def pricing_params(all_params: dict) -> dict:
     raw = all_params.get("cost") or {}
     if not isinstance(raw, dict):
