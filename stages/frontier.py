@@ -33,7 +33,7 @@ from genbench.generation_run import run_generation
 from stages.frame.paths import DatasetPaths
 from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive, read_params_file, validate_section
-from stages.frame.runner import StageResult, current_tracker, metered_rows, pricing_params, run_stage
+from stages.frame.runner import StageResult, log_nested_run, metered_rows, pricing_params, run_stage
 
 SCHEMA = {
     "datasets": Field(list, [], help="datasets dvc.yaml runs the stage frontier@D for ([]: none; `genbench frontier --dataset D` runs any)"),
@@ -85,11 +85,9 @@ def read_sections(params_file: str, frontier: dict) -> dict:
     from stages.frame.profile_rules import SECTIONS  # here: it imports every stage module
 
     all_params = read_params_file(params_file)
-    return {"frontier": frontier,
-            "generate": validate_section(all_params.get("generate"), "generate", SECTIONS["generate"][0]),
-            "embed": validate_section(all_params.get("embed"), "embed", SECTIONS["embed"][0]),
-            "cler": validate_section(all_params.get("cler"), "cler", SECTIONS["cler"][0]),
-            "probe": validate_section(all_params.get("probe"), "probe", SECTIONS["probe"][0])}
+    raw = {"generate": all_params.get("generate"), "embed": all_params.get("embed"), "cler": all_params.get("cler"),
+           "probe": all_params.get("probe")}
+    return {"frontier": frontier, **{name: validate_section(v, name, SECTIONS[name][0]) for name, v in raw.items()}}
 
 
 def make_work(paths: DatasetPaths, params_file: str, grid_file: str | None, executor: str, address: str | None):
@@ -101,13 +99,11 @@ def make_work(paths: DatasetPaths, params_file: str, grid_file: str | None, exec
         store = PointRows.open(points_dir(paths), row_context(sections, pricing, threads))
         scoring = Scoring.load(paths.features, paths.read_meta())
         todo = run_order(store.pending(points), sections["generate"])
-        tracker = current_tracker()
         with torch_threads(threads):
             for point in tqdm(todo, desc="frontier", unit="point"):
                 row = store.save(point, run_point(point, sections, paths, scoring, pricing, executor, address))
-                if tracker is not None:  # the point as an MLflow run nested under the stage's, for the UI's comparisons
-                    tracker.log_nested_run(f"frontier@{paths.dataset}:{point_label(row['settings'])}", "frontier-point",
-                                           {"frontier_point": row["id"]}, *point_run_values(row, sections["generate"]))
+                log_nested_run(f"frontier@{paths.dataset}:{point_label(row['settings'])}", "frontier-point",  # for MLflow's comparisons
+                               {"frontier_point": row["id"]}, *point_run_values(row, sections["generate"]))
         return summarise(store.rows(points), paths, sections, scoring, len(todo))
 
     return work

@@ -8,8 +8,6 @@ strategy-texts.json (LE sentences and CiP captions used; only with those strateg
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import click
 
 from cost.ledger import apportion_items, delivered_items
@@ -93,22 +91,16 @@ def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str 
     def work(p: dict) -> StageResult:
         out = run_generation(p, paths.spec(), where, executor=executor, options=ExecutorOptions(address=address, meter=Meter),
                              shard=shard, log=click.echo)
+        # priced per delivered image (docs/generation.md, cost), spread over the workers in proportion to what each made
         items = delivered_items(out.made, out.kept, out.candidates)
+        readings = apportion_items(out.readings, items)
         if shard:
-            return _delivered(StageResult(metrics=out.metrics, data_type="generated", worker_readings=out.readings), items)
-        result = StageResult(metrics={**out.metrics, "images_delivered": items}, artifacts=[paths.samples], data_type="generated",
-                             tags={"generator": p["model"], "weights_sha256": out.weights_sha256,
-                                   "strategies": ",".join(p["strategies"])},
-                             worker_readings=out.readings)
-        return _delivered(result, items)
+            return StageResult(metrics=out.metrics, items=items, data_type="generated", worker_readings=readings)
+        return StageResult(metrics={**out.metrics, "images_delivered": items}, artifacts=[paths.samples], items=items,
+                           data_type="generated", worker_readings=readings,
+                           tags={"generator": p["model"], "weights_sha256": out.weights_sha256, "strategies": ",".join(p["strategies"])})
 
     return work
-
-
-def _delivered(result: StageResult, items: int) -> StageResult:
-    """`result` priced per delivered image: items = the images kept (docs/generation.md, cost),
-    spread over the workers' readings in proportion to what each made."""
-    return replace(result, items=items, worker_readings=apportion_items(result.worker_readings, items))
 
 
 @click.command("generate")

@@ -54,6 +54,14 @@ def current_tracker():
     return _TRACKER.get()
 
 
+def log_nested_run(run_name: str, kind: str, tags: dict, metrics: dict[str, float], params: dict[str, str]) -> None:
+    """A finished MLflow run nested under the running stage's run (StageTracker.log_nested_run), e.g.
+    one frontier point; nothing outside `run_stage`."""
+    tracker = current_tracker()
+    if tracker is not None:
+        tracker.log_nested_run(run_name, kind, tags, metrics, params)
+
+
 def price_readings(reading, worker_readings: list[dict], snapshot, sku: str | None, data_type: str | None) -> tuple[dict, list[dict]]:
     """A stage's own meter reading and its workers' readings (genbench.executors; each keeps its
     'worker' label) priced as ledger rows (cost.ledger.price_reading) for the cost stage."""
