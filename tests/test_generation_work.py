@@ -1,6 +1,8 @@
 """The generate stage's work outside the stage: its checks (genbench.generation_checks), its plan
 (genbench.generation_plan) and the CF threshold and dropped rows of a run (genbench.generation_run)."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -67,7 +69,7 @@ def test_real_filter_needs_originals_of_every_class_and_enough_of_them(tmp_path)
 
 def test_ra_and_ti_inputs_must_exist_where_a_strategy_reads_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert dataset_path("data/{dataset}/retrieved", "digits") == tmp_path.joinpath("data/digits/retrieved").relative_to(tmp_path)
+    assert dataset_path("data/{dataset}/retrieved", "digits") == Path("data/digits/retrieved")
     p = section(strategies=["ST+RA", "ST+TI"])
     strategies = [parse_strategy(s) for s in p["strategies"]]
     with pytest.raises(GenBenchError, match=r"strategy RA reads params key 'generate.ra_images' .* data/digits/retrieved does not exist"):
