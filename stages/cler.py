@@ -26,13 +26,13 @@ SCHEMA = CLER_SCHEMA
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     meta = paths.read_meta()
     out = paths.metrics / "cler.json"
-    test_feats, test_labels = real_test_set(paths)
+    test_feats, test_labels = real_test_set(paths.features, meta)
     text_feats, _, _ = load_features(paths.features / "text.safetensors")
     n, metric = len(meta["classnames"]), meta["metric"]
     zs, zs_times = timed(zero_shot, test_feats, test_labels, text_feats, metric=metric, ranking=p["ranking"],
                          repeats=p["timing_repeats"])
     result = {"metric": metric, "ranking": p["ranking"], "zero_shot": zs, "sets": {}, "seconds": {"zero_shot": statistics.median(zs_times)}}
-    for name, (feats, labels) in external_sets(paths).items():
+    for name, (feats, labels) in external_sets(paths.features, paths.generated, meta).items():
         scores, times = timed(cler, feats, labels, test_feats, test_labels, num_classes=n, text_feats=text_feats,
                               metric=metric, ranking=p["ranking"], repeats=p["timing_repeats"])
         scores.pop("zero_shot", None)

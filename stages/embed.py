@@ -101,7 +101,7 @@ def score_backbones(p: dict, paths: DatasetPaths, executor: str, address: str | 
         folder.mkdir(parents=True, exist_ok=True)
         encode_sets(p, paths, model, pretrained, folder, executor, address)
         text, _, _ = load_features(folder / "text.safetensors")
-        scores = backbone_scores(external_sets(paths, folder), real_test_set(paths, folder), text,
+        scores = backbone_scores(external_sets(folder, paths.generated, meta), real_test_set(folder, meta), text,
                                  num_classes=len(meta["classnames"]), metric=meta["metric"], seed=p["seed"])
         result["backbones"][f"{model}|{pretrained}"] = scores
         click.echo(f"embed: backbone {model}|{pretrained}: " + ", ".join(

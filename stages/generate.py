@@ -1,5 +1,5 @@
 """Stage `generate`: images per class for each prompt strategy, as shards with a manifest row
-per image, resumable after a crash, plus a sample grid.
+per image, resumable after a crash, plus a sample grid (genbench.generation_run).
 
 Outputs in data/<dataset>/generated: shard-*.tar/.done, manifest.parquet (the images kept),
 dropped.parquet (CF/RF candidates not kept, with their scores and reason; only with CF or RF) and
@@ -8,42 +8,22 @@ strategy-texts.json (LE sentences and CiP captions used; only with those strateg
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 import click
-import pandas as pd
 
 from cost.ledger import apportion_items, delivered_items
 from cost.meter import Meter
-from genbench import storage
-from genbench.clip_models import check_clip_source
-from genbench.devices import resolve_device
-from genbench.errors import GenBenchError, run_first
-from genbench.executors import EXECUTORS, ExecutorOptions, GenerationWorker, load_generator
-from genbench.generation import (
-    GenerationSettings,
-    PlanInputs,
-    plan_jobs,
-    select_images,
-    select_shards,
-    shard_plan_hash,
-    shards_of,
-)
+from genbench.executors import ExecutorOptions
+from genbench.generation_checks import check_models, check_real_filter, check_strategy_inputs, check_values, parse_shard
+from genbench.generation_plan import GenerationPaths
+from genbench.generation_run import run_generation
 from genbench.generators import DTYPES, SCHEDULERS
-from genbench.prompts import SIMPLE_TEMPLATE, Strategy, check_simple_template, inversion_token, parse_strategy
+from genbench.prompts import SIMPLE_TEMPLATE
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
-from genbench.strategies.sources import TextModels, build_sources, needs_captions, needs_sentences
-from genbench.weights import check_model_folder
 from stages.frame.paths import DatasetPaths
 from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive
 from stages.frame.runner import StageResult, run_stage
-
-DROPPED = storage.DROPPED
-SIZE_MULTIPLE = 8  # what diffusers' text-to-image pipelines require of height and width
-TEXTS = "strategy-texts.json"
 
 
 def strength(value) -> str | None:
@@ -93,252 +73,34 @@ SCHEMA = {
 }
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        part, parts = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise GenBenchError(f"--shard {text!r} must look like i/n, e.g. 0/4") from None
-    if parts < 1 or not 0 <= part < parts:
-        raise GenBenchError(f"--shard {text!r}: need 0 <= i < n")
-    return part, parts
-
-
-def check_values(p: dict) -> list[Strategy]:
-    """The checks that need only the section's values (no device, files or models); returns the
-    parsed strategies."""
-    if not p["strategies"]:
-        raise GenBenchError("params key 'generate.strategies' is empty; list at least one strategy, e.g. [ST, DT]")
-    if len(set(map(str, p["strategies"]))) != len(p["strategies"]):
-        raise GenBenchError(f"params key 'generate.strategies' lists a strategy twice: {p['strategies']!r}")
-    strategies = [parse_strategy(s) for s in p["strategies"]]
-    try:
-        check_simple_template(p["st_template"])
-    except GenBenchError as exc:
-        raise GenBenchError(f"params key 'generate.st_template': {exc}") from None
-    for key in ("height", "width"):
-        if p[key] % SIZE_MULTIPLE:
-            nearest = max(SIZE_MULTIPLE, round(p[key] / SIZE_MULTIPLE) * SIZE_MULTIPLE)
-            raise GenBenchError(f"params key 'generate.{key}' = {p[key]} must be a multiple of {SIZE_MULTIPLE} "
-                                f"(the generator's latent grid), e.g. {nearest}")
-    if p["shard_size"] % p["batch_size"]:
-        raise GenBenchError(
-            f"params key 'generate.shard_size' = {p['shard_size']} must be a multiple of generate.batch_size = "
-            f"{p['batch_size']}, so batches never straddle shards and any sharding gives identical images"
-        )
-    return strategies
-
-
 def check(p: dict, dataset: str | None = None) -> None:
+    """Before a run opens: the section's values, the models it names and, for a dataset, the files
+    its strategies read."""
     strategies = check_values(p)
-    resolve_device(p["device"], "generate.device")
-    used = {"model": True, "le_model": needs_sentences(strategies), "cip_model": needs_captions(strategies)}
-    for key in (k for k, on in used.items() if on and Path(p[k]).is_dir()):
-        check_model_folder(p[key], f"generate.{key}")
-    if any(s.filter for s in strategies):
-        check_clip_source(p["cf_model"], p["cf_pretrained"])
+    check_models(p, strategies)
     if dataset is not None and any("RF" in s.filters for s in strategies):
         paths = DatasetPaths(dataset)
         check_real_filter(p, paths.prepared / "original", paths.read_meta()["classnames"])
     if dataset is not None:
-        for key, part in (("ra_images", "RA"), ("ti_embeddings", "TI")):
-            if any(part in (s.init, s.name_modifier) for s in strategies) and not dataset_path(p[key], dataset).exists():
-                raise GenBenchError(f"strategy {part} reads params key 'generate.{key}' = {p[key]!r}, but "
-                                    f"{dataset_path(p[key], dataset)} does not exist; make it first (see docs/generation.md)")
-
-
-def check_real_filter(p: dict, originals: Path, classnames: list[str]) -> None:
-    """RF compares each candidate with the k-shot originals: they must exist, hold every class and
-    at least `rf_neighbours` images."""
-    where = originals / storage.MANIFEST
-    if not where.is_file():
-        raise GenBenchError(f"strategy part RF compares with the k-shot originals, but {where} does not exist; "
-                            "run the prepare stage first (dvc repro prepare)")
-    labels = storage.read_manifest(originals, ("class_index",))["class_index"]
-    present = set(labels)
-    absent = [name for c, name in enumerate(classnames) if c not in present]
-    if absent:
-        raise GenBenchError(f"strategy part RF needs k-shot originals of every class, but {originals} has none of "
-                            f"class {absent[0]!r}; run the prepare stage again")
-    if p["rf_neighbours"] > len(labels):
-        raise GenBenchError(f"params key 'generate.rf_neighbours' = {p['rf_neighbours']} exceeds the {len(labels)} k-shot "
-                            f"originals in {originals}; use at most {len(labels)}")
-
-
-def dataset_path(template: str, dataset: str) -> Path:
-    """A path param with `{dataset}` replaced by the dataset's name."""
-    return Path(template.replace("{dataset}", dataset))
-
-
-def _originals(paths: DatasetPaths, strategies: list[Strategy]):
-    if not (needs_captions(strategies) or any(s.init == "RG" for s in strategies)):
-        return None
-    directory = paths.prepared / "original"
-    if not (directory / storage.MANIFEST).is_file():
-        raise GenBenchError(f"{directory} not found; {run_first('prepare', paths.dataset)}")
-    return storage.load_image_set(directory)
-
-
-def _plan_inputs(p: dict, ds, strategies: list[Strategy], originals, sources) -> PlanInputs:
-    from genbench.strategies.guidance import check_every_class, load_references, references_from_image_set
-
-    references, strengths = {}, {}
-    if any(s.init == "RG" for s in strategies):
-        references["RG"] = references_from_image_set(*originals, ds.num_classes)
-        check_every_class(references["RG"], list(ds.classnames), "the k-shot originals", "RG")
-        strengths["RG"] = p["rg_strength"]
-    if any(s.init == "RA" for s in strategies):
-        where = dataset_path(p["ra_images"], ds.name)
-        references["RA"] = load_references(where, list(ds.classnames))
-        check_every_class(references["RA"], list(ds.classnames), str(where), "RA")
-        strengths["RA"] = p["ra_strength"]
-    return PlanInputs(sources=sources, references=references, strengths=strengths, filter_oversample=p["cf_oversample"])
-
-
-def _text_models(p: dict) -> TextModels:
-    return TextModels(
-        enhancer=p["le_model"], enhancer_revision=p["le_revision"], sentences_per_class=p["le_sentences"],
-        enhancer_max_new_tokens=p["le_max_new_tokens"], captioner=p["cip_model"], captioner_revision=p["cip_revision"],
-        caption_max_new_tokens=p["cip_max_new_tokens"], captioner_dtype=p["dtype"], seed=p["seed"],
-    )
-
-
-def _model_label(info: dict) -> str:
-    return f"{info['model']}@{info['revision']}" if info.get("revision") else info["model"]
-
-
-def _worker(p: dict, ds, strategies: list[Strategy], settings: GenerationSettings, originals: Path) -> GenerationWorker:
-    """What a worker loads: the configured pipeline, TI tokens, torch.compile, the CLIP filter,
-    RF's k-shot originals (the image set `originals`).
-    The weights are hashed before TI tokens are added and before torch.compile."""
-    uses_ti, uses_cf = any(s.name_modifier == "TI" for s in strategies), any(s.filter for s in strategies)
-    return GenerationWorker(
-        model=p["model"], settings=settings, revision=p["revision"], variant=p["variant"], dtype=p["dtype"],
-        device=p["device"], seed=p["seed"], image_size=p["height"], scheduler=p["scheduler"], attention=p["attention"],
-        compile=p["compile"], inversion_path=str(dataset_path(p["ti_embeddings"], ds.name)) if uses_ti else None,
-        inversion_tokens=tuple(inversion_token(ds, c) for c in range(ds.num_classes)) if uses_ti else (),
-        filter_model=p["cf_model"] if uses_cf else None, filter_pretrained=p["cf_pretrained"],
-        classnames=tuple(ds.classnames), templates=tuple(ds.templates),
-        real_filter_set=str(originals) if any("RF" in s.filters for s in strategies) else None,
-    )
-
-
-def _strategy_fields(s: Strategy, texts: dict, ident: dict, rf_neighbours: int) -> dict:
-    """Manifest fields naming the models behind a strategy's images (also in its shards' plan hash)."""
-    out = {}
-    if s.base in ("CE", "LE"):
-        out["text_model"] = _model_label(texts["sentences"])
-    if s.base == "CiP":
-        out["text_model"] = _model_label(texts["captions"])
-    if s.name_modifier:
-        out["ti_embeddings_sha256"] = ident["inversion_sha256"]
-    if s.filter:
-        out["filter_model"] = ident["filter_name"]
-        out["filter_weights_sha256"] = ident["filter_weights_sha256"]
-    if "RF" in s.filters:
-        out["rf_originals_sha256"] = ident["rf_originals_sha256"]
-        out["rf_neighbours"] = rf_neighbours
-    return out
+        check_strategy_inputs(p, strategies, dataset)
 
 
 def make_work(paths: DatasetPaths, shard: tuple[int, int] | None, executor: str = "local", address: str | None = None):
-    out_dir = paths.generated
+    where = GenerationPaths(paths.dataset, paths.generated, paths.prepared / "original", paths.samples)
 
     def work(p: dict) -> StageResult:
-        ds = paths.spec()
-        device = resolve_device(p["device"], "generate.device")
-        strategies = [parse_strategy(s) for s in p["strategies"]]
-        by_name = {s.name: s for s in strategies}
-        settings = GenerationSettings(p["height"], p["width"], p["steps"], p["guidance_scale"], p["batch_size"])
-
-        worker = _worker(p, ds, strategies, settings, paths.prepared / "original")
-        # The hashes the manifest pins come from this process's copy of the models; with Ray the
-        # workers load their own (and check them against these), so this copy stays on the CPU.
-        here = worker if executor == "local" else replace(worker, device="cpu", attention="sdpa", compile=False)
-        ident = load_generator(here).identity
-        generator_id = {"generator": p["model"], "revision": p["revision"], "weights_sha256": ident["weights_sha256"],
-                        "dtype": p["dtype"], "scheduler": ident["scheduler_class"], "attention": p["attention"],
-                        "compile": p["compile"]}
-        cf = any(s.filter for s in strategies)
-        originals = _originals(paths, strategies)
-        sources, texts = build_sources(strategies, ds, _text_models(p), originals=originals, device=device, cache=out_dir / TEXTS)
-        inputs = _plan_inputs(p, ds, strategies, originals, replace(sources, simple_template=p["st_template"]))
-        jobs = plan_jobs(ds, p["strategies"], p["images_per_class"], p["seed"], inputs)
-
-        strategy_fields = {s.name: _strategy_fields(s, texts, ident, p["rf_neighbours"]) for s in strategies}
-
-        def shard_extra(shard_jobs) -> dict | None:
-            merged = {}
-            for name in dict.fromkeys(j.strategy for j in shard_jobs):
-                merged.update(strategy_fields[name])
-            return merged or None
-
-        init_images = {ref.key: ref.image for refs in inputs.references.values() for rs in refs.values() for ref in rs}
-        worker = replace(worker, strategy_fields=strategy_fields, filtered_strategies=frozenset(n for n, s in by_name.items() if "CF" in s.filters),
-                         real_filtered_strategies=frozenset(n for n, s in by_name.items() if "RF" in s.filters),
-                         rf_neighbours=p["rf_neighbours"],
-                         expected={k: ident[k] for k in ("weights_sha256", "inversion_sha256", "filter_weights_sha256", "rf_originals_sha256")})
-
-        extra = {**{k: generator_id[k] for k in ("generator", "revision", "weights_sha256", "scheduler", "dtype", "attention")},
-                 "resolved_revision": ident["resolved_revision"], "height": p["height"], "width": p["width"],
-                 "steps": p["steps"], "guidance_scale": p["guidance_scale"]}
-        shards = shards_of(jobs, p["shard_size"])
-        hashes = [shard_plan_hash(s, generator_id, settings, shard_extra(s)) for s in shards]
-        indices = select_shards(len(shards), *shard) if shard else list(range(len(shards)))
-        run = EXECUTORS[executor](out_dir, shards, indices, worker, extra, hashes, init_images=init_images,
-                                  options=ExecutorOptions(address=address, meter=Meter))
-        rows, made = run.rows, run.made
-
-        metrics = {"images_made": made, "images_planned": len(jobs), "shards": len(shards),
-                   "oom_retries": len(run.oom_events),
-                   "final_batch_size": min([settings.batch_size] + [e["retry_batch_size"] for e in run.oom_events]),
-                   "workers": run.workers, "shard_retries": run.failures}
-        for event in run.oom_events:
-            click.echo(f"generate: out of memory at batch size {event['batch_size']} (image {event['key']}); "
-                       f"retried at {event['retry_batch_size']}")
+        out = run_generation(p, paths.spec(), where, executor=executor, options=ExecutorOptions(address=address, meter=Meter),
+                             shard=shard, log=click.echo)
+        # priced per delivered image (docs/generation.md, cost), spread over the workers in proportion to what each made
+        items = delivered_items(out.made, out.kept, out.candidates)
+        readings = apportion_items(out.readings, items)
         if shard:
-            click.echo(f"generate: shard part {shard[0]}/{shard[1]}: {made} images made; run without --shard to finish")
-            target = p["images_per_class"] * ds.num_classes * len(strategies)
-            return _delivered(StageResult(metrics=metrics, data_type="generated", worker_readings=run.readings),
-                              delivered_items(made, target, len(jobs)))
-
-        threshold = p["cf_threshold"] if p["cf_threshold"] is not None else 1.0 / ds.num_classes
-        kept, dropped = select_images(rows, p["images_per_class"], threshold, p["cf_fill"]) if cf else (rows, [])
-        storage.remove_stale(out_dir, {f"{storage.shard_name(i)}.{ext}" for i in range(len(shards)) for ext in ("tar", "done")})
-        _write_dropped(out_dir, dropped)
-        storage.write_manifest(out_dir, kept)
-        metrics.update({"images_kept": len(kept), "filter_dropped": len(dropped),
-                        "filter_filled": sum(r.get("filter_status") == "filled" for r in kept)})
-        from genbench.figures.samples import grid_rows, sample_grid  # matplotlib only when the grid is drawn
-
-        shown = grid_rows(storage.read_manifest(out_dir))
-        sample_grid(storage.load_images(out_dir, shown), shown, ds.classnames, paths.samples, title=f"{ds.name}, {p['model']}: {', '.join(p['strategies'])}")
-        click.echo(f"generate: {len(kept)} images ({made} made now{f', {len(dropped)} dropped by CF/RF' if cf else ''}) "
-                   f"in {len(shards)} shards -> {out_dir}")
-        metrics["images_delivered"] = delivered_items(made, len(kept), len(rows))
-        result = StageResult(metrics=metrics, artifacts=[paths.samples], data_type="generated",
-                             tags={"generator": p["model"], "weights_sha256": generator_id["weights_sha256"],
-                                   "strategies": ",".join(p["strategies"])},
-                             worker_readings=run.readings)
-        return _delivered(result, metrics["images_delivered"])
+            return StageResult(metrics=out.metrics, items=items, data_type="generated", worker_readings=readings)
+        return StageResult(metrics={**out.metrics, "images_delivered": items}, artifacts=[paths.samples], items=items,
+                           data_type="generated", worker_readings=readings,
+                           tags={"generator": p["model"], "weights_sha256": out.weights_sha256, "strategies": ",".join(p["strategies"])})
 
     return work
-
-
-def _delivered(result: StageResult, items: int) -> StageResult:
-    """`result` priced per delivered image: items = the images kept (docs/generation.md, cost),
-    spread over the workers' readings in proportion to what each made."""
-    return replace(result, items=items, worker_readings=apportion_items(result.worker_readings, items))
-
-
-def _write_dropped(out_dir: Path, dropped: list[dict]) -> None:
-    path = out_dir / DROPPED
-    if not dropped:
-        path.unlink(missing_ok=True)
-        return
-    with storage.atomic_path(path) as tmp:
-        pd.DataFrame(dropped).to_parquet(tmp, index=False)
 
 
 @click.command("generate")

@@ -19,9 +19,9 @@ SCHEMA = PROBE_SCHEMA
 def work(p: dict, paths: DatasetPaths) -> StageResult:
     meta = paths.read_meta()
     out_path = paths.metrics / "probe.json"
-    test_feats, test_labels = real_test_set(paths)
+    test_feats, test_labels = real_test_set(paths.features, meta)
     result = {"metric": meta["metric"], "protocol": p["protocol"], "sets": {}}
-    for name, (feats, labels) in external_sets(paths).items():
+    for name, (feats, labels) in external_sets(paths.features, paths.generated, meta).items():
         out = linear_probe(feats, labels, test_feats, test_labels, metric=meta["metric"], seed=p["seed"],
                            val_fraction=p["val_fraction"], protocol=p["protocol"], num_classes=len(meta["classnames"]))
         result["sets"][name] = {**out, "images": len(feats)}

@@ -99,9 +99,9 @@ def work(p: dict, paths: DatasetPaths, checked: tuple | None = None) -> StageRes
     model_id, device, score_model_id = checked[1], checked[2], checked[4]
     meta = paths.read_meta()
     out = paths.metrics / "quality.json"
-    test_feats, test_labels = real_test_set(paths)
+    test_feats, test_labels = real_test_set(paths.features, meta)
     text_feats, _, _ = load_features(paths.features / "text.safetensors")
-    sources = external_sets(paths)
+    sources = external_sets(paths.features, paths.generated, meta)
 
     start = time.perf_counter()
     scored = clip_score_features(p, paths, checked, sources[TIMED_SOURCE][0])

@@ -48,16 +48,16 @@ def shots_work(p: dict, paths: DatasetPaths) -> StageResult:
     from genbench.feature_sets import external_sets, real_test_set, targets
 
     meta = paths.read_meta()
-    test_feats, test_labels = real_test_set(paths)
+    test_feats, test_labels = real_test_set(paths.features, meta)
     n, metric = len(meta["classnames"]), meta["metric"]
     result = {"dataset": {k: meta[k] for k in ("name", "group", "metric", "num_test", "shots") if k in meta}
               | {"classes": n}, "draws": p["draws"], "seed": p["seed"], "sources": {}}
-    sets = external_sets(paths)
+    sets = external_sets(paths.features, paths.generated, meta)
     original = paths.prepared / "original"
     pool = paths.features / "original_pool.safetensors"
     if pool.is_file():  # prepare.pool_shots: the original curve draws from the larger pool
         feats, labels, _ = load_features(pool)
-        sets["original"] = (feats, targets(paths, labels, "original pool labels"))
+        sets["original"] = (feats, targets(meta, labels, "original pool labels"))
         original = paths.prepared / "original_pool"
     drawn_for = {"original": storage.read_manifest(original)["class_index"].to_numpy()}
     for name, (feats, labels) in sets.items():

@@ -47,9 +47,9 @@ def work(p: dict, paths: DatasetPaths) -> StageResult:
     started = time.perf_counter()
     meta = paths.read_meta()
     out = paths.metrics / "tune.json"
-    test_feats, test_labels = real_test_set(paths)
+    test_feats, test_labels = real_test_set(paths.features, meta)
     text_feats, _, _ = load_features(paths.features / "text.safetensors")
-    gen_feats, gen_labels = external_sets(paths)["generated"]
+    gen_feats, gen_labels = external_sets(paths.features, paths.generated, meta)["generated"]
     total = kept = len(gen_feats)
     if p["real_filter"]:
         real_feats, real_labels, _ = load_features(paths.features / "original.safetensors")

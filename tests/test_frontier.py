@@ -62,7 +62,7 @@ def test_default_grid_has_at_least_16_points():
 def test_a_finished_point_is_not_pending(tmp_path):
     from genbench import storage
     from genbench.frontier import row_key
-    from stages.frontier import pending
+    from genbench.frontier_points import pending
 
     points = expand_grid({"product": {"steps": [5, 10, 20]}})
     context = {"generate": {"seed": 0}}

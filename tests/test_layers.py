@@ -37,3 +37,10 @@ def test_a_layer_imports_nothing_above_it(package):
                  if name.split(".")[0] in FORBIDDEN[package])
     assert not bad, bad
 
+
+
+def test_a_stage_imports_no_other_stage():
+    stage_modules = {path.stem for path in (ROOT / "stages").glob("*.py")} - {"__init__"}
+    bad = sorted(f"stages/{path.name}: {name}" for path in (ROOT / "stages").glob("*.py") for name in imports(path)
+                 if name.startswith("stages.") and name.split(".")[1] in stage_modules)
+    assert not bad, bad

@@ -54,6 +54,14 @@ def current_tracker():
     return _TRACKER.get()
 
 
+def log_nested_run(run_name: str, kind: str, tags: dict, metrics: dict[str, float], params: dict[str, str]) -> None:
+    """A finished MLflow run nested under the running stage's run (StageTracker.log_nested_run), e.g.
+    one frontier point; nothing outside `run_stage`."""
+    tracker = current_tracker()
+    if tracker is not None:
+        tracker.log_nested_run(run_name, kind, tags, metrics, params)
+
+
 def price_readings(reading, worker_readings: list[dict], snapshot, sku: str | None, data_type: str | None) -> tuple[dict, list[dict]]:
     """A stage's own meter reading and its workers' readings (genbench.executors; each keeps its
     'worker' label) priced as ledger rows (cost.ledger.price_reading) for the cost stage."""
@@ -64,6 +72,18 @@ def price_readings(reading, worker_readings: list[dict], snapshot, sku: str | No
     workers = [{**price_reading(Reading.from_dict(r), snapshot, override_sku=sku, data_type=data_type).to_dict(),
                 "worker": r["worker"]} for r in worker_readings]
     return own, workers
+
+
+def metered_rows(stage: str, work: Callable[[], tuple], snapshot, sku: str | None, data_type: str | None) -> tuple:
+    """`work() -> (result, items, worker readings)` metered and priced as `run_stage` meters and
+    prices a stage (e.g. one step of a frontier point); (result, [its own ledger row, its workers' rows])."""
+    from cost.meter import Meter
+
+    with Meter(stage) as meter:
+        result, items, readings = work()
+        meter.add_items(0 if readings else items)
+    own, workers = price_readings(meter.reading, readings, snapshot, sku, data_type)
+    return result, [own, *workers]
 
 
 def pricing_params(all_params: dict) -> dict:

@@ -282,6 +282,19 @@ class StageTracker:
     def log_artifact(self, path: str | Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
 
+    def log_nested_run(self, run_name: str, kind: str, tags: dict, metrics: dict[str, float], params: dict[str, str]) -> None:
+        """A finished run nested under this stage's run (e.g. one frontier point), tagged with the
+        stage, `kind` and the dataset like the stage's run and with `tags`, holding `metrics` and `params`."""
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        run = self.client.create_run(self.experiment_id, run_name=run_name,
+                                     tags={"mlflow.parentRunId": self.run_id, STAGE_TAG: self.stage, "dvc_stage": self.stage,
+                                           KIND_TAG: kind, DATASET_TAG: self.dataset, **tags})
+        self.client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                              params=[Param(k, v) for k, v in params.items()])
+        self.client.set_terminated(run.info.run_id, status="FINISHED")
+
     def log_headline(self, root: Path | None = None) -> dict[str, float]:
         """Log the run's headline numbers (genbench/headline.py) on the parent as headline/<key>,
         the datasets' manifests as its dataset inputs (and the stage's on its own run), and point
