@@ -10,7 +10,8 @@ Definitions (DESIGN.md):
 - per data type: usd_per_image = (cost of the stages that produce its images + cost of the
   stages amortised onto it) / images produced by the producing stages. Generated: generation plus
   textual inversion and filtering; retrieved: queries plus the index build; original: the
-  human-labelling reference price (the paper's 1.2e-2 USD per image), not a measured cost.
+  human-labelling reference price (the price snapshot's human_labelling_usd_per_image), not a
+  measured cost; unpriced when the snapshot has none.
 GPU-seconds, energy and utilisation are reported beside the billed cost, never instead of it.
 """
 
