@@ -7,7 +7,7 @@ A snapshot is a YAML file (the packaged ones live in cost/snapshots/):
     date: 2023-07-25                  # the day the prices were read
     source: GenBench paper Tables 1 and 5
     currency: USD
-    human_labelling_usd_per_image: 0.012   # optional
+    human_labelling_usd_per_image: <USD>   # optional; prices the 'original' data type
     rows:
       - {sku: Standard_E32ads_v5, region: eastus, pricing: spot, usd_per_hour: 0.21,
          vcpus: 32, gpus: 0, gpu_model: null}
