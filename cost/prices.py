@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -48,8 +48,19 @@ def normalise_sku(sku: str) -> str:
     return re.sub(r"^standard_", "", str(sku).strip().lower()).replace(" ", "_")
 
 
+class NamedSku:
+    """What a dataclass holding a provider SKU (`sku`) shares: its printed name and its dict."""
+
+    @property
+    def name(self) -> str:
+        return display_sku(self.sku)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class PriceRow:
+class PriceRow(NamedSku):
     sku: str
     region: str
     pricing: str
@@ -57,13 +68,6 @@ class PriceRow:
     vcpus: int | None
     gpus: int | None
     gpu_model: str | None
-
-    @property
-    def name(self) -> str:
-        return display_sku(self.sku)
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in _ROW_KEYS}
 
 
 @dataclass(frozen=True)
