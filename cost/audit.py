@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cost.errors import CostError
+from cost.prices import load_snapshot
 
 TABLE5_COLUMNS = ("data_type", "instance_type", "usd_per_hour", "hours_per_1k_images", "usd_per_image")
 COMMON_CONCEPT_IMAGES = 1638 * 500
+PAPER_SNAPSHOT = "paper-2023"  # the price snapshot holding the paper's Tables 1 and 5 prices
 
 
 def usd_per_image_from_hours_per_1k(usd_per_hour: float, hours_per_1k_images: float) -> float:
@@ -110,8 +112,13 @@ def audit_cost_table(csv_path: str | Path, *, tolerance: float = 0.05) -> list[A
 
 
 def section31_comparison(images: int = COMMON_CONCEPT_IMAGES, *, generated_usd_per_image: float = 2.54e-4,
-                         human_usd_per_image: float = 1.2e-2) -> dict:
-    """Section 3.1: the cost of `images` generated against human-labelled (the paper: 208 vs ~10k USD)."""
+                         human_usd_per_image: float | None = None) -> dict:
+    """Section 3.1: the cost of `images` generated against human-labelled (the paper: 208 vs ~10k USD).
+
+    `human_usd_per_image` None: the human-labelling price of the paper's snapshot (PAPER_SNAPSHOT).
+    """
+    if human_usd_per_image is None:
+        human_usd_per_image = load_snapshot(PAPER_SNAPSHOT).human_labelling_usd_per_image
     generated = images * generated_usd_per_image
     human = images * human_usd_per_image
     return {"images": images, "generated_usd_per_image": generated_usd_per_image,

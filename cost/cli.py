@@ -178,10 +178,10 @@ def audit_command(table, tolerance, images):
         click.echo(f"{'FLAG' if row.flagged else 'ok  '} {row.data_type:11s} {row.note}")
     by_type = {r.data_type: r.printed_usd_per_image for r in rows}
     generated = next((v for k, v in by_type.items() if k.startswith("gener")), 2.54e-4)
-    human = next((v for k, v in by_type.items() if k == "original"), 1.2e-2)
+    human = next((v for k, v in by_type.items() if k == "original"), None)
     cmp = section31_comparison(images, generated_usd_per_image=generated, human_usd_per_image=human)
     click.echo(f"Section 3.1: {images:,d} images x {generated:.2e} = {cmp['generated_usd']:,.0f} USD generated; "
-               f"x {human:.2e} = {cmp['human_usd']:,.0f} USD human-labelled")
+               f"x {cmp['human_usd_per_image']:.2e} = {cmp['human_usd']:,.0f} USD human-labelled")
     if any(r.flagged for r in rows):
         click.echo(f"{sum(r.flagged for r in rows)} row(s) flagged")
 

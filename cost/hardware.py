@@ -15,10 +15,10 @@ not a stage uses the GPU.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from cost.errors import CostError
-from cost.prices import PriceRow, Snapshot, display_sku, normalise_sku
+from cost.prices import NamedSku, PriceRow, Snapshot, normalise_sku
 
 CPU_REFERENCE_SKU = "Standard_E32ads_v5"
 
@@ -59,7 +59,7 @@ def hardware_of_reading(reading) -> dict:
 
 
 @dataclass(frozen=True)
-class SkuPrice:
+class SkuPrice(NamedSku):
     """The hourly price a run is billed at, and the sentence that says how it was reached."""
 
     sku: str
@@ -75,13 +75,6 @@ class SkuPrice:
     vcpus: int | None
     gpus: int | None
     gpu_model: str | None
-
-    @property
-    def name(self) -> str:
-        return display_sku(self.sku)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _price(row: PriceRow, snapshot: Snapshot, scale: float, basis: str) -> SkuPrice:

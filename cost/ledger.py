@@ -10,7 +10,8 @@ Definitions (DESIGN.md):
 - per data type: usd_per_image = (cost of the stages that produce its images + cost of the
   stages amortised onto it) / images produced by the producing stages. Generated: generation plus
   textual inversion and filtering; retrieved: queries plus the index build; original: the
-  human-labelling reference price (the paper's 1.2e-2 USD per image), not a measured cost.
+  human-labelling reference price (the price snapshot's human_labelling_usd_per_image), not a
+  measured cost; unpriced when the snapshot has none.
 GPU-seconds, energy and utilisation are reported beside the billed cost, never instead of it.
 """
 
@@ -128,6 +129,12 @@ def apportion_items(readings: list[dict], total: int) -> list[dict]:
     return [{**r, "items": c} for r, c in zip(readings, counts)]
 
 
+# LedgerRow fields copied as they are from the meter reading, and from the chosen SKU price
+READING_FIELDS = ("items", "wall_s", "cpu_s", "gpu_s", "gpu_energy_j", "gpu_util_mean", "vcpus", "gpu_count",
+                  "started_at", "hostname")
+PRICE_FIELDS = ("sku", "provider", "pricing", "region", "usd_per_hour")
+
+
 def price_reading(reading, snapshot: Snapshot, *, override_sku: str | None = None,
                   data_type: str | None = None, pricing: str = "spot") -> LedgerRow:
     """Price one `cost.meter.Reading` with `snapshot`; data_type defaults to STAGE_DATA_TYPES[stage]."""
@@ -137,28 +144,15 @@ def price_reading(reading, snapshot: Snapshot, *, override_sku: str | None = Non
     return LedgerRow(
         stage=reading.stage,
         data_type=data_type if data_type is not None else STAGE_DATA_TYPES.get(reading.stage),
-        items=reading.items,
-        wall_s=reading.wall_s,
-        cpu_s=reading.cpu_s,
-        gpu_s=reading.gpu_s,
-        gpu_energy_j=reading.gpu_energy_j,
-        gpu_util_mean=reading.gpu_util_mean,
-        vcpus=reading.vcpus,
-        gpu_count=reading.gpu_count,
+        **{name: getattr(reading, name) for name in READING_FIELDS},
         gpu_model=reading.gpus[0]["name"] if reading.gpus else None,
         billed_hours=billed_hours,
-        sku=price.sku,
-        provider=price.provider,
-        pricing=price.pricing,
-        region=price.region,
-        usd_per_hour=price.usd_per_hour,
+        **{name: getattr(price, name) for name in PRICE_FIELDS},
         usd_per_hour_basis=price.basis,
         usd_total=usd_total,
         usd_per_image=usd_total / reading.items if reading.items else None,
         snapshot=snapshot.name,
         snapshot_date=snapshot.date.isoformat(),
-        started_at=reading.started_at,
-        hostname=reading.hostname,
     )
 
 

@@ -7,7 +7,7 @@ A snapshot is a YAML file (the packaged ones live in cost/snapshots/):
     date: 2023-07-25                  # the day the prices were read
     source: GenBench paper Tables 1 and 5
     currency: USD
-    human_labelling_usd_per_image: 0.012   # optional
+    human_labelling_usd_per_image: <USD>   # optional; prices the 'original' data type
     rows:
       - {sku: Standard_E32ads_v5, region: eastus, pricing: spot, usd_per_hour: 0.21,
          vcpus: 32, gpus: 0, gpu_model: null}
@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -48,8 +48,19 @@ def normalise_sku(sku: str) -> str:
     return re.sub(r"^standard_", "", str(sku).strip().lower()).replace(" ", "_")
 
 
+class NamedSku:
+    """What a dataclass holding a provider SKU (`sku`) shares: its printed name and its dict."""
+
+    @property
+    def name(self) -> str:
+        return display_sku(self.sku)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class PriceRow:
+class PriceRow(NamedSku):
     sku: str
     region: str
     pricing: str
@@ -57,13 +68,6 @@ class PriceRow:
     vcpus: int | None
     gpus: int | None
     gpu_model: str | None
-
-    @property
-    def name(self) -> str:
-        return display_sku(self.sku)
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in _ROW_KEYS}
 
 
 @dataclass(frozen=True)

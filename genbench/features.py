@@ -29,7 +29,9 @@ from genbench.errors import DataFileError
 T = TypeVar("T")
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
+def unit_norm_tensor(x: torch.Tensor) -> torch.Tensor:
+    """`x` scaled to unit Euclidean norm along its last dimension, the norm clamped at 1e-12 (the
+    torch counterpart of `genbench.metrics.arrays.unit_norm`)."""
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
@@ -68,7 +70,7 @@ def encode_stream(bundle: ClipBundle, items: Iterable[T], to_image: Callable[[T]
     batches = preprocessed_batches(bundle.preprocess, items, to_image, batch_size=batch_size, workers=workers)
     steps = None if total is None else -(-total // batch_size)
     for batch in tqdm(batches, total=steps, desc=desc, unit="batch", disable=not progress):
-        chunks.append(_normalise(model.encode_image(batch.to(device)).float()).cpu())
+        chunks.append(unit_norm_tensor(model.encode_image(batch.to(device)).float()).cpu())
     if not chunks:
         return np.zeros((0, 0), dtype=np.float32)
     return torch.cat(chunks).numpy()
@@ -114,7 +116,7 @@ def _encode_tokens(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor
 def encode_texts(bundle: ClipBundle, texts: list[str], *, device: str = "cpu") -> np.ndarray:
     model = bundle.model.to(device)
     tokens = bundle.tokenizer(texts)
-    return _normalise(_encode_tokens(model, tokens.to(device)).float()).cpu().numpy()
+    return unit_norm_tensor(_encode_tokens(model, tokens.to(device)).float()).cpu().numpy()
 
 
 def text_prototypes(bundle: ClipBundle, classnames: list[str], templates: list[str], *, device: str = "cpu") -> np.ndarray:
@@ -123,7 +125,7 @@ def text_prototypes(bundle: ClipBundle, classnames: list[str], templates: list[s
     protos = []
     for name in classnames:
         emb = torch.from_numpy(encode_texts(bundle, [t.format(c=name) for t in templates], device=device))
-        protos.append(_normalise(emb.mean(dim=0)))
+        protos.append(unit_norm_tensor(emb.mean(dim=0)))
     return torch.stack(protos).numpy()
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from genbench.clip_models import ClipBundle
 from genbench.errors import GenBenchError
-from genbench.features import preprocessed_batches
+from genbench.features import preprocessed_batches, unit_norm_tensor
 from genbench.metrics.evaluation import evaluate
 from genbench.probe import fit_logistic
 
@@ -49,10 +49,6 @@ def kshot_indices(labels: np.ndarray, shots: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
-def _normalise(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-
-
 def _loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if targets.ndim == 2:
         return F.binary_cross_entropy_with_logits(logits, targets, reduction="sum") / len(logits)
@@ -64,7 +60,7 @@ def _pixels(bundle: ClipBundle, images: np.ndarray, batch_size: int) -> list[tor
 
 
 def _features(model, batches: list[torch.Tensor], device: str) -> torch.Tensor:
-    return torch.cat([_normalise(model.encode_image(b.to(device)).float()) for b in batches])
+    return torch.cat([unit_norm_tensor(model.encode_image(b.to(device)).float()) for b in batches])
 
 
 @torch.no_grad()
@@ -75,7 +71,7 @@ def _mean_loss(model, head: torch.nn.Linear, batches, targets: torch.Tensor, dev
 @torch.no_grad()
 def _logits(model, head: torch.nn.Linear, bundle: ClipBundle, images: np.ndarray, batch_size: int, device: str) -> np.ndarray:
     batches = preprocessed_batches(bundle.preprocess, images, Image.fromarray, batch_size=batch_size)
-    return torch.cat([head(_normalise(model.encode_image(b.to(device)).float())).cpu() for b in batches]).numpy()
+    return torch.cat([head(unit_norm_tensor(model.encode_image(b.to(device)).float())).cpu() for b in batches]).numpy()
 
 
 def finetune_encoder(bundle: ClipBundle, train_images: np.ndarray, train_targets: np.ndarray, test_images: np.ndarray,
@@ -116,7 +112,7 @@ def finetune_encoder(bundle: ClipBundle, train_images: np.ndarray, train_targets
         for _ in tqdm(range(s.epochs), desc="finetune", unit="epoch", disable=not progress):
             for rows in torch.randperm(len(pixels), generator=order).split(s.batch_size):
                 optimizer.zero_grad()
-                feats = _normalise(model.encode_image(pixels[rows].to(s.device)).float())
+                feats = unit_norm_tensor(model.encode_image(pixels[rows].to(s.device)).float())
                 _loss(head(feats), targets[rows]).backward()
                 optimizer.step()
             losses.append(_mean_loss(model, head, batches, targets, s.device))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from genbench.errors import GenBenchError
-from genbench.metrics.arrays import as_matrix
+from genbench.metrics.arrays import as_matrix, unit_norm
 from genbench.metrics.cler import ZERO_SHOT_TEMPERATURE
 from genbench.metrics.evaluation import evaluate, ranking_scores
 
@@ -49,20 +49,16 @@ class TuneSettings:
     seed: int = 0
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-
-
 def zero_shot_head(text_feats) -> tuple[np.ndarray, np.ndarray]:
     """(W (C, D), b (C,)): 100 x the unit-norm class text prototypes, and zero bias."""
-    prototypes = _unit(as_matrix(text_feats, "text_feats").astype(np.float64))
+    prototypes = unit_norm(as_matrix(text_feats, "text_feats").astype(np.float64))
     return ZERO_SHOT_TEMPERATURE * prototypes, np.zeros(len(prototypes))
 
 
 def head_logits(head, feats) -> np.ndarray:
     """(N, C) logits normalise(feats) @ W.T + b."""
     weights, bias = head
-    return _unit(as_matrix(feats, "feats").astype(np.float64)) @ np.asarray(weights, np.float64).T + bias
+    return unit_norm(as_matrix(feats, "feats").astype(np.float64)) @ np.asarray(weights, np.float64).T + bias
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -101,7 +97,7 @@ def tune_head(head, feats, targets, settings: TuneSettings, on_epoch=None):
         return head
     w = torch.tensor(np.asarray(head[0], np.float64), requires_grad=True)
     b = torch.tensor(np.asarray(head[1], np.float64), requires_grad=True)
-    x = torch.from_numpy(_unit(as_matrix(feats, "feats").astype(np.float64)))
+    x = torch.from_numpy(unit_norm(as_matrix(feats, "feats").astype(np.float64)))
     t = torch.from_numpy(np.asarray(targets, np.float64))
     optimiser = torch.optim.AdamW([w, b], lr=settings.lr, weight_decay=settings.weight_decay, eps=1e-8)
     generator = torch.Generator().manual_seed(settings.seed)

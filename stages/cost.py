@@ -10,21 +10,18 @@ import click
 
 from cost.cli import audit_command, estimate_command
 from cost.ledger import LedgerRow, usd_per_image_by_data_type, write_ledger
+from cost.prices import load_snapshot
 from genbench import storage
 from genbench.errors import DataFileError
 from genbench.headline import summary
 from stages.frame.paths import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
 from stages.frame.options import params_option
-from stages.frame.params import Field, positive
 from stages.frame.runner import PRICING_SCHEMA, StageResult, run_stage
 
 OUT = METRICS / "cost.json"
 SUMMARY = METRICS / "summary.json"  # the pipeline-wide headline (genbench/headline.py), a DVC metric
 LEDGER = REPORTS / "ledger.csv"
-SCHEMA = {
-    **PRICING_SCHEMA,
-    "human_label_usd_per_image": Field(float, 1.2e-2, positive, help="the paper's human-labelling reference"),
-}
+SCHEMA = PRICING_SCHEMA
 
 
 PIPELINE_STAGES_PRICED = ("bootstrap", "pool", "index")
@@ -67,9 +64,11 @@ def read_rows() -> list[dict]:
 
 
 def work(p: dict, rows: list[dict]) -> StageResult:
-    """`rows` are read_rows()' result, read before the run opens."""
+    """`rows` are read_rows()' result, read before the run opens. 'original' is priced at the
+    snapshot's human-labelling price; a snapshot without one leaves it unpriced."""
     ledger = [LedgerRow.from_dict(r) for r in rows]
-    by_type = usd_per_image_by_data_type(ledger, human_usd_per_image=p["human_label_usd_per_image"])
+    human_usd = load_snapshot(p["snapshot"]).human_labelling_usd_per_image
+    by_type = usd_per_image_by_data_type(ledger, human_usd_per_image=human_usd)
     write_ledger(ledger, LEDGER)
     result = {"usd_per_image": by_type, "usd_total": sum(r["usd_total"] or 0.0 for r in rows),
               "snapshot": rows[0]["snapshot"] if rows else p["snapshot"], "stages": [r["stage"] for r in rows]}

@@ -42,7 +42,7 @@ SCHEMA = {
 }
 
 
-def cost_inputs(reference: Path, human_usd: float) -> CostInputs:
+def cost_inputs(reference: Path, human_usd: float | None) -> CostInputs:
     """Published Table 5, the cost layer's audit of it, this run's cost table and Section 3.1."""
     from cost.audit import audit_cost_table, section31_comparison
     from cost.ledger import cost_table, read_ledger
@@ -61,7 +61,7 @@ def work(p: dict, all_params: dict, datasets: list[str]) -> StageResult:
     profile = all_params.get("profile", "embedded")
     pricing = all_params.get("cost") or {}
     snapshot = load_snapshot(pricing.get("snapshot", "paper-2023"))
-    human_usd = float(pricing.get("human_label_usd_per_image") or snapshot.human_labelling_usd_per_image or 1.2e-2)
+    human_usd = snapshot.human_labelling_usd_per_image  # None: the snapshot names no human-labelling price
     models = {"generator": (all_params.get("generate") or {}).get("model", "?"),
               "CLIP": (all_params.get("embed") or {}).get("model", "?")}
     commit = git_commit()

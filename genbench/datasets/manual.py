@@ -22,8 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from genbench.datasets.access import SplitReader
-from genbench.datasets.sources import Source, image_file_decoder, open_class_folders
-from genbench.datasets.torchvision_source import Recipe, open_recipe, tv_datasets
+from genbench.datasets.sources import Source, class_folders_source, image_file_decoder
+from genbench.datasets.torchvision_source import Recipe, recipe_source, tv_datasets
 from genbench.errors import GenBenchError
 
 HATEFUL_MEMES_LABELS = {0: "not hateful", 1: "hateful"}
@@ -61,15 +61,12 @@ HATEFUL_MEMES = Source(
     "{location}/dev_seen.jsonl, {location}/train.jsonl and {location}/img/ exist",
 )
 
-def open_resisc45(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
-    return open_class_folders(location, split, size, classnames, "resisc-45", test_per_class=560)
-
-
-RESISC45 = Source(
+RESISC45 = class_folders_source(
+    "resisc-45",
     kind="manual",
     subdir="NWPU-RESISC45",
     marker="airplane",
-    open=open_resisc45,
+    test_per_class=560,
     how_to_get="download NWPU-RESISC45.rar, the authors' release (linked from TensorFlow Datasets' "
     "resisc45 page, https://www.tensorflow.org/datasets/catalog/resisc45), and unpack it so that "
     "{location}/<class>/*.jpg exist",
@@ -94,12 +91,5 @@ _FER2013 = Recipe(
 )
 
 
-def _manual(recipe: Recipe, dataset: str, subdir: str) -> Source:
-    def open_split(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
-        return open_recipe(recipe, split, location, size, classnames, dataset)
-
-    return Source(kind="manual", subdir=subdir, marker=recipe.marker, open=open_split, how_to_get=recipe.call)
-
-
-IMAGENET = _manual(_IMAGENET, "imagenet-1k", "imagenet")
-FER2013 = _manual(_FER2013, "fer-2013", "")
+IMAGENET = recipe_source(_IMAGENET, "imagenet-1k", kind="manual", subdir="imagenet")
+FER2013 = recipe_source(_FER2013, "fer-2013", kind="manual")

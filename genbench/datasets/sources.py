@@ -197,3 +197,12 @@ def open_class_folders(base: Path, split: str, size: int, classnames: Sequence[s
     mapping = label_map([f.name for f in folders], classnames, dataset)
     return SplitReader(labels=map_labels(labels[chosen], mapping),
                        decode_one=image_file_decoder([files[i] for i in chosen], size), image_size=size)
+
+
+def class_folders_source(dataset: str, *, kind: str, subdir: str, marker: str, how_to_get: str, folder: str = "",
+                         **split_sizes: int) -> Source:
+    """A Source of `<location>/<folder>/<class>/*.jpg`, read by `open_class_folders` with `split_sizes`."""
+    def open_split(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
+        return open_class_folders(location / folder, split, size, classnames, dataset, **split_sizes)
+
+    return Source(kind=kind, subdir=subdir, marker=marker, open=open_split, how_to_get=how_to_get)

@@ -19,7 +19,7 @@ import numpy as np
 
 from genbench.datasets.access import SplitReader
 from genbench.datasets.images import square_rgb
-from genbench.datasets.sources import Source, label_map, map_labels, open_class_folders, per_class_split
+from genbench.datasets.sources import Source, class_folders_source, label_map, map_labels, per_class_split
 from genbench.errors import GenBenchError
 
 
@@ -211,27 +211,27 @@ def open_recipe(recipe: Recipe, split: str, root: Path, size: int, classnames: S
     return SplitReader(labels=labels, decode_one=decode_one, image_size=size)
 
 
-def torchvision_source(dataset: str) -> Source:
-    recipe = RECIPES[dataset]
-
+def recipe_source(recipe: Recipe, dataset: str, *, kind: str = "torchvision", subdir: str = "") -> Source:
+    """A Source that reads `recipe` (`open_recipe`) from `<data root>/<subdir>`."""
     def open_split(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
         return open_recipe(recipe, split, location, size, classnames, dataset)
 
-    return Source(kind="torchvision", subdir="", marker=recipe.marker, open=open_split, how_to_get=recipe.call)
+    return Source(kind=kind, subdir=subdir, marker=recipe.marker, open=open_split, how_to_get=recipe.call)
 
 
-def open_caltech101(split: str, location: Path, size: int, classnames: Sequence[str]) -> SplitReader:
-    """Caltech-101 in the layout torchvision downloads (caltech101/101_ObjectCategories/<class>/),
-    read directly because torchvision's class leaves out the BACKGROUND_Google class that CLIP
-    and VTAB keep. Split: 30 seeded training images per class, the rest test (CLIP's protocol)."""
-    base = location / "caltech101" / "101_ObjectCategories"
-    return open_class_folders(base, split, size, classnames, "caltech-101", train_per_class=30)
+def torchvision_source(dataset: str) -> Source:
+    return recipe_source(RECIPES[dataset], dataset)
 
 
-CALTECH101 = Source(
+# Caltech-101 in the layout torchvision downloads (caltech101/101_ObjectCategories/<class>/), read
+# directly because torchvision's class leaves out the BACKGROUND_Google class that CLIP and VTAB
+# keep. Split: 30 seeded training images per class, the rest test (CLIP's protocol).
+CALTECH101 = class_folders_source(
+    "caltech-101",
     kind="torchvision",
     subdir="",
     marker="caltech101/101_ObjectCategories",
-    open=open_caltech101,
     how_to_get="torchvision.datasets.Caltech101(root='{location}', download=True)",
+    folder="caltech101/101_ObjectCategories",
+    train_per_class=30,
 )

@@ -26,6 +26,7 @@ from genbench.datasets.access import SplitReader
 from genbench.datasets.images import decode, square_rgb
 from genbench.datasets.sources import Source, label_map, map_labels, normalise
 from genbench.errors import GenBenchError
+from genbench.webdataset import tar_samples
 
 IMAGE_EXTENSIONS = ("webp", "png", "jpg", "jpeg")
 LABEL_EXTENSIONS = ("cls", "npy")
@@ -58,28 +59,26 @@ class Member:
             return fh.read(self.size)
 
 
+def sample_key(name: str) -> tuple[str, str]:
+    """A member's (key, lower-case extension) as WebDataset cuts them: the path up to the first
+    dot of the file name, and the rest."""
+    base = name.rsplit("/", 1)[-1]
+    key, _, ext = base.partition(".")
+    return name[: len(name) - len(base)] + key, ext.lower()
+
+
 def index_shard(shard: Path) -> Iterator[tuple[str, dict[str, Member], dict[str, bytes]]]:
     """Yield (key, image members by extension, label members' bytes) per sample of one shard, in
     archive order, reading only the tar headers and the `.cls`/`.npy` members."""
-    current_key, images, labels = None, {}, {}
     with tarfile.open(shard) as tar:
-        for info in tar:
-            if not info.isfile():
-                continue
-            name = info.name.rsplit("/", 1)[-1]
-            directory = info.name[: len(info.name) - len(name)]
-            key, _, ext = name.partition(".")
-            key, ext = directory + key, ext.lower()
-            if key != current_key and current_key is not None:
-                yield current_key, images, labels
-                images, labels = {}, {}
-            current_key = key
-            if ext in IMAGE_EXTENSIONS:
-                images[ext] = Member(shard, info.offset_data, info.size)
-            elif ext in LABEL_EXTENSIONS:
-                labels[ext] = tar.extractfile(info).read()
-    if current_key is not None:
-        yield current_key, images, labels
+        for key, members in tar_samples(tar, sample_key):
+            images, labels = {}, {}
+            for ext, info in members:
+                if ext in IMAGE_EXTENSIONS:
+                    images[ext] = Member(shard, info.offset_data, info.size)
+                elif ext in LABEL_EXTENSIONS:
+                    labels[ext] = tar.extractfile(info).read()
+            yield key, images, labels
 
 
 def open_webdataset(split: str, location: Path, size: int, classnames: Sequence[str], dataset: str) -> SplitReader:

@@ -43,7 +43,7 @@ def group_curves(datasets: dict[str, dict], usd_per_image: dict[str, float | Non
 
 
 def cost_label(usd: float | None) -> str:
-    """'$0.012', '$1.2e-06', '$1,234' (3 significant figures), or 'unpriced'."""
+    """'$0.034', '$1.2e-06', '$1,234' (3 significant figures), or 'unpriced'."""
     if usd is None:
         return "unpriced"
     if usd >= 1000:

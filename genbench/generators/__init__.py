@@ -18,14 +18,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
-from pathlib import Path
+from functools import partial
 from typing import Callable
 
 import torch
 
 from genbench.errors import GenBenchError
 from genbench.generators.tiny import build_tiny_sd_pipeline
-from genbench.weights import check_model_folder
+from genbench.strategies.hub import load_pretrained
 
 # Built-in pipelines: name -> factory(seed, image_size) returning a diffusers pipeline.
 BUILTIN_PIPELINES: dict[str, Callable[..., object]] = {"tiny-sd": build_tiny_sd_pipeline}
@@ -39,31 +39,25 @@ def resolve_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
+def _from_pretrained(path: str, *, dtype: torch.dtype, variant: str | None, local_files_only: bool = False,
+                     revision: str | None = None):
+    """A local folder through DiffusionPipeline, a hub id through AutoPipelineForText2Image."""
+    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+    if local_files_only:
+        return DiffusionPipeline.from_pretrained(path, dtype=dtype, local_files_only=True, variant=variant, use_safetensors=True)
+    return AutoPipelineForText2Image.from_pretrained(path, revision=revision, dtype=dtype, variant=variant, use_safetensors=True)
+
+
 def load_pipeline(model: str, *, revision: str | None = None, dtype: str = "float32", device: str = "cpu",
                   seed: int = 0, image_size: int = 32, variant: str | None = None):
+    """The text-to-image pipeline `model` names (see the module docstring), safety checker off, on `device`."""
     if model in BUILTIN_PIPELINES:
         pipe = BUILTIN_PIPELINES[model](seed=seed, image_size=image_size)
         return pipe.to(device)
-    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
-
-    torch_dtype = resolve_dtype(dtype)
-    local = Path(model)
-    if local.is_dir():
-        check_model_folder(local, "text-to-image model")
-    try:
-        if local.is_dir():
-            pipe = DiffusionPipeline.from_pretrained(str(local), dtype=torch_dtype, local_files_only=True, variant=variant,
-                                                     use_safetensors=True)
-        else:
-            pipe = AutoPipelineForText2Image.from_pretrained(model, revision=revision, dtype=torch_dtype, variant=variant,
-                                                             use_safetensors=True)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        where = f"local folder {str(local)!r}" if local.is_dir() else "the Hugging Face cache (HF_HOME) and the hub"
-        raise GenBenchError(
-            f"cannot load text-to-image model {model!r} (revision {revision!r}): not found in {where}; "
-            "download it on a connected machine (huggingface-cli download MODEL --revision REV) into HF_HOME, "
-            f"or point generate.model at a local save_pretrained folder (built-in offline models: {', '.join(BUILTIN_PIPELINES)})"
-        ) from exc
+    load = partial(_from_pretrained, dtype=resolve_dtype(dtype), variant=variant)
+    hint = f"point generate.model at a local save_pretrained folder (built-in offline models: {', '.join(BUILTIN_PIPELINES)})"
+    pipe = load_pretrained(model, revision, "text-to-image model", {}, load, hint=hint)
     if hasattr(pipe, "safety_checker"):
         pipe.safety_checker = None
     return pipe.to(device)

@@ -38,9 +38,14 @@ def sd21_text_config() -> dict:
     )
 
 
+# Stable Diffusion's DDIM noise schedule: scheduler_config.json less prediction_type (the tiny and
+# miniature pipelines use it too).
+SD_DDIM_SCHEDULE = dict(
+    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+    set_alpha_to_one=False, steps_offset=1,
+)
+
+
 def sd21_scheduler_config(prediction_type: str = "v_prediction") -> dict:
     """scheduler/scheduler_config.json (DDIM)."""
-    return dict(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type,
-    )
+    return dict(**SD_DDIM_SCHEDULE, prediction_type=prediction_type)

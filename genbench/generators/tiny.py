@@ -13,6 +13,8 @@ import tempfile
 
 import torch
 
+from genbench.generators.sd2 import SD_DDIM_SCHEDULE
+
 TEXT_HIDDEN = 32
 
 
@@ -75,15 +77,7 @@ def build_tiny_sd_components(seed: int = 0, image_size: int = 32) -> dict:
     text_encoder = CLIPTextModel(CLIPTextConfig(**tiny_text_config()))
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer = load_clip_tokenizer(write_clip_tokenizer_files(tmp))
-    scheduler = DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    scheduler = DDIMScheduler(**SD_DDIM_SCHEDULE)
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 
 

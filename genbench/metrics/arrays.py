@@ -1,5 +1,6 @@
 """Input checks shared by the metrics: turn numpy arrays or torch tensors into float64 / int64
-numpy arrays of the expected shape, or raise `GenBenchError` naming the bad argument."""
+numpy arrays of the expected shape, or raise `GenBenchError` naming the bad argument; and the
+two ways rows are scaled to unit norm (`l2_normalize` refuses a zero row, `unit_norm` keeps it)."""
 
 from __future__ import annotations
 
@@ -74,3 +75,9 @@ def l2_normalize(matrix: np.ndarray, name: str) -> np.ndarray:
         row = int(np.flatnonzero(norms[:, 0] == 0)[0])
         raise GenBenchError(f"{name} row {row} is all zeros and cannot be L2-normalised")
     return matrix / norms
+
+
+def unit_norm(x: np.ndarray) -> np.ndarray:
+    """`x` scaled to unit Euclidean norm along its last axis, the norm clamped at 1e-12 (a zero
+    vector stays zero, where `l2_normalize` raises)."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

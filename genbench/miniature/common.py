@@ -1,10 +1,11 @@
 """What both miniature trainers share: input checks, a deterministic context, the learning-rate
-schedule, progress bars and the hash of the saved weights."""
+schedule, progress bars, the hash of the saved weights and the record a training returns."""
 
 from __future__ import annotations
 
 import hashlib
 import math
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -107,3 +108,15 @@ def safetensors_sha256(directory: str | Path) -> str:
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def tail_mean(losses: Sequence[float]) -> float:
+    """Mean of the last 10% of `losses` (at least the last one)."""
+    return float(np.mean(losses[-max(1, len(losses) // 10):]))
+
+
+def training_record(out_dir: str | Path, start: float, losses: list[float], **extra) -> dict:
+    """What a trainer returns once its weights are saved in `out_dir`: {path, weights_sha256,
+    final_loss (tail_mean of `losses`), losses, **extra, seconds since `start` (perf_counter)}."""
+    return {"path": str(out_dir), "weights_sha256": safetensors_sha256(out_dir), "final_loss": tail_mean(losses),
+            "losses": losses, **extra, "seconds": time.perf_counter() - start}

@@ -32,7 +32,7 @@ from genbench.miniature.common import (
     deterministic,
     epoch_batches,
     progress_bar,
-    safetensors_sha256,
+    training_record,
     warmup_cosine,
 )
 
@@ -142,11 +142,4 @@ def train_clip(
                 bar.update()
     model.eval()
     save_clip(model, config, out_dir)
-    tail = losses[-max(1, steps // 10):]
-    return {
-        "path": str(out_dir),
-        "weights_sha256": safetensors_sha256(out_dir),
-        "final_loss": float(np.mean(tail)),
-        "losses": losses,
-        "seconds": time.perf_counter() - start,
-    }
+    return training_record(out_dir, start, losses)

@@ -42,8 +42,9 @@ from genbench.miniature.common import (
     deterministic,
     epoch_batches,
     progress_bar,
-    safetensors_sha256,
+    tail_mean,
     to_unit_range,
+    training_record,
     warmup_cosine,
 )
 
@@ -52,32 +53,21 @@ PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 def miniature_vae_config(image_size: int) -> dict:
-    return dict(
-        sample_size=image_size,
-        in_channels=3,
-        out_channels=3,
-        block_out_channels=(16, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        latent_channels=4,
-        layers_per_block=1,
-        norm_num_groups=8,
-    )
+    """The tiny VAE (genbench.generators.tiny) with a third resolution level."""
+    from genbench.generators.tiny import tiny_vae_config
+
+    return {**tiny_vae_config(image_size), "block_out_channels": (16, 32, 32),
+            "down_block_types": ("DownEncoderBlock2D",) * 3, "up_block_types": ("UpDecoderBlock2D",) * 3}
 
 
 def miniature_unet_config(latent_size: int, text_hidden: int) -> dict:
-    return dict(
-        sample_size=latent_size,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=text_hidden,
-        attention_head_dim=2,  # diffusers' legacy name for the number of heads
-        norm_num_groups=8,
-    )
+    """The tiny UNet (genbench.generators.tiny) with cross-attention in every block."""
+    from genbench.generators.tiny import tiny_unet_config
+
+    return {**tiny_unet_config(2 * latent_size), "sample_size": latent_size,
+            "down_block_types": ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), "cross_attention_dim": text_hidden,
+            "attention_head_dim": 2}  # diffusers' legacy name for the number of heads
 
 
 def miniature_text_config() -> dict:
@@ -89,16 +79,9 @@ def miniature_text_config() -> dict:
 def miniature_scheduler(prediction_type: str = "v_prediction"):
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type=prediction_type,
-    )
+    from genbench.generators.sd2 import SD_DDIM_SCHEDULE
+
+    return DDIMScheduler(**SD_DDIM_SCHEDULE, prediction_type=prediction_type)
 
 
 def build_pipeline(seed: int, image_size: int, prediction_type: str = "v_prediction"):
@@ -324,12 +307,4 @@ def train_diffusion(
             getattr(pipe, name).load_state_dict(state)
     with transformers_progress(progress):
         pipe.save_pretrained(str(out_dir), safe_serialization=True)
-    return {
-        "path": str(out_dir),
-        "weights_sha256": safetensors_sha256(out_dir),
-        "final_loss": float(np.mean(unet_losses[-max(1, unet_steps // 10):])),
-        "vae_loss": float(np.mean(vae_losses[-max(1, vae_steps // 10):])),
-        "losses": unet_losses,
-        "vae_losses": vae_losses,
-        "seconds": time.perf_counter() - start,
-    }
+    return training_record(out_dir, start, unet_losses, vae_loss=tail_mean(vae_losses), vae_losses=vae_losses)

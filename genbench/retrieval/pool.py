@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from genbench import storage
 from genbench.errors import GenBenchError
+from genbench.webdataset import tar_samples
 
 ID_COLUMNS = ("id", "key")
 CAPTION_COLUMNS = ("caption", "text", "TEXT")
@@ -98,24 +99,21 @@ def _iter_parquet(path: Path, with_images: bool, batch_rows: int) -> Iterator[Po
             )
 
 
+def _member_key(name: str) -> tuple[str, str] | None:
+    """A pool member's (key, lower-case suffix): its file name split at the first dot, the
+    directory dropped; None for a name without a dot."""
+    name = name.rsplit("/", 1)[-1]
+    if "." not in name:
+        return None
+    key, suffix = name.split(".", 1)
+    return key, suffix.lower()
+
+
 def _tar_groups(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """(key, {suffix: bytes}) per sample, in tar order (WebDataset keeps a sample's members together)."""
-    current, members = None, {}
+    """(key, {suffix: bytes}) per sample, in tar order."""
     with tarfile.open(path, "r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            name = member.name.rsplit("/", 1)[-1]
-            if "." not in name:
-                continue
-            key, suffix = name.split(".", 1)
-            if key != current and current is not None:
-                yield current, members
-                members = {}
-            current = key
-            members[suffix.lower()] = tar.extractfile(member).read()
-    if current is not None:
-        yield current, members
+        for key, members in tar_samples(tar, _member_key):
+            yield key, {suffix: tar.extractfile(member).read() for suffix, member in members}
 
 
 def _iter_webdataset(path: Path, with_images: bool) -> Iterator[PoolItem]:

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from genbench.errors import GenBenchError
+from genbench.metrics.arrays import unit_norm
 from genbench.retrieval.index import CaptionIndex, TextEncoder
 from genbench.retrieval.pool import fetch_items
 
@@ -70,10 +71,6 @@ def merge_hits(hit_lists: list[list[Hit]], k: int) -> list[Hit]:
     return sorted(best.values(), key=lambda h: (-h.similarity, h.pool_id))[:k]
 
 
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 class LocalSearcher:
     """Searches a `CaptionIndex` with queries embedded by the index's own text encoder."""
 
@@ -100,7 +97,7 @@ class LocalSearcher:
             raise GenBenchError("a search needs at least one query text")
         emb = np.asarray(self.encode(list(texts)), dtype=np.float32)
         if check_mode(mode) == "mean":
-            return self._search_vector(_normalise(emb.mean(axis=0)), " | ".join(texts), k)
+            return self._search_vector(unit_norm(emb.mean(axis=0)), " | ".join(texts), k)
         return merge_hits([self._search_vector(e, t, k) for e, t in zip(emb, texts)], k)
 
     def images(self, hits: list[Hit]) -> dict[str, bytes | None]:

@@ -25,20 +25,16 @@ import numpy as np
 import pandas as pd
 
 from genbench.errors import GenBenchError
-from genbench.metrics.arrays import as_int_labels, as_matrix, as_multi_hot
+from genbench.metrics.arrays import as_int_labels, as_matrix, as_multi_hot, unit_norm
 
 KEEP_SHARE = 0.5  # an image is kept when at least this share of its neighbours is of its class
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 def own_share(gen_feats, gen_labels, real_feats, real_labels, *, neighbours: int = 1) -> np.ndarray:
     """Float (M,): the share of each generated image's `neighbours` nearest real images that are
     of its own class (module docstring)."""
-    gen = _unit(as_matrix(gen_feats, "gen_feats").astype(np.float64))
-    real = _unit(as_matrix(real_feats, "real_feats").astype(np.float64))
+    gen = unit_norm(as_matrix(gen_feats, "gen_feats").astype(np.float64))
+    real = unit_norm(as_matrix(real_feats, "real_feats").astype(np.float64))
     if gen.shape[1] != real.shape[1]:
         raise GenBenchError(f"real filter: generated features have {gen.shape[1]} dims, real {real.shape[1]}; embed both with one model")
     if not 1 <= neighbours <= len(real):

@@ -88,6 +88,18 @@ def _make_captions(originals: tuple[np.ndarray, object], cfg: TextModels, device
     return by_class, model_sha256(captioner.model)
 
 
+PROVENANCE_KEYS = ("model", "revision", "weights_sha256")
+
+
+def _cached_entry(entry: dict, key: str, model: str, revision: str | None, make) -> dict:
+    """A cache entry: `entry` itself when it was made under `key`, else a new one from
+    `make()` -> (texts by class, weights hash)."""
+    if entry.get("key") == key:
+        return entry
+    by_class, weights = make()
+    return {"key": key, "model": model, "revision": revision, "weights_sha256": weights, "by_class": by_class}
+
+
 def build_sources(strategies: list[Strategy], ds: DatasetSpec, cfg: TextModels, *,
                   originals: tuple[np.ndarray, object] | None = None, device: str = "cpu",
                   cache: str | Path | None = None) -> tuple[PromptSources, dict]:
@@ -102,14 +114,10 @@ def build_sources(strategies: list[Strategy], ds: DatasetSpec, cfg: TextModels, 
         key = _key({"dataset": ds.name, "classnames": list(ds.classnames), "model": cfg.enhancer,
                     "revision": cfg.enhancer_revision, "per_class": cfg.sentences_per_class,
                     "max_new_tokens": cfg.enhancer_max_new_tokens, "seed": cfg.seed})
-        entry = stored.get("sentences", {})
-        if entry.get("key") != key:
-            by_class, weights = _make_sentences(ds, cfg, device)
-            entry = {"key": key, "model": cfg.enhancer, "revision": cfg.enhancer_revision, "weights_sha256": weights,
-                     "by_class": by_class}
-        updated["sentences"] = entry
+        entry = updated["sentences"] = _cached_entry(stored.get("sentences", {}), key, cfg.enhancer, cfg.enhancer_revision,
+                                                     lambda: _make_sentences(ds, cfg, device))
         sentences = {int(c): tuple(v) for c, v in entry["by_class"].items()}
-        provenance["sentences"] = {k: entry[k] for k in ("model", "revision", "weights_sha256")}
+        provenance["sentences"] = {k: entry[k] for k in PROVENANCE_KEYS}
     if needs_captions(strategies):
         if originals is None:
             raise GenBenchError("strategy CiP needs the k-shot real images (data/<dataset>/prepared/original); run prepare first")
@@ -117,14 +125,10 @@ def build_sources(strategies: list[Strategy], ds: DatasetSpec, cfg: TextModels, 
         key = _key({"dataset": ds.name, "model": cfg.captioner, "revision": cfg.captioner_revision,
                     "dtype": cfg.captioner_dtype, "max_new_tokens": cfg.caption_max_new_tokens, "seed": cfg.seed,
                     "images": list(map(str, manifest["sha256"])), "keys": list(map(str, manifest["key"]))})
-        entry = stored.get("captions", {})
-        if entry.get("key") != key:
-            by_class, weights = _make_captions(originals, cfg, device)
-            entry = {"key": key, "model": cfg.captioner, "revision": cfg.captioner_revision, "weights_sha256": weights,
-                     "by_class": by_class}
-        updated["captions"] = entry
+        entry = updated["captions"] = _cached_entry(stored.get("captions", {}), key, cfg.captioner, cfg.captioner_revision,
+                                                    lambda: _make_captions(originals, cfg, device))
         captions = {int(c): tuple((k, t) for k, t in v) for c, v in entry["by_class"].items()}
-        provenance["captions"] = {k: entry[k] for k in ("model", "revision", "weights_sha256")}
+        provenance["captions"] = {k: entry[k] for k in PROVENANCE_KEYS}
     if cache is not None and updated != stored:
         if updated:
             storage.atomic_write_json(cache, updated)

@@ -74,17 +74,17 @@ def ti_results(results: dict[str, dict], reference: str) -> dict[tuple[str, str]
 
 
 def section31_prices(published: list[dict], audit: list[dict], run_rows: list[dict] | None,
-                     human_usd: float) -> list[tuple[float, float] | None]:
+                     human_usd: float | None) -> list[tuple[float, float] | None]:
     """The (generated, human) USD per image of Section 3.1's three comparisons: as printed in
     Table 5, with the generated price recomputed from the audited hours, and this run's (None
-    without a priced generated row). The human price is Table 5's 'original' row, else `human_usd`;
-    this run's is `human_usd`."""
+    without a priced generated row, or without `human_usd`, the price snapshot's human-labelling
+    price). The human price is Table 5's 'original' row, else `human_usd`; this run's is `human_usd`."""
     printed = {r["data_type"]: number(r["usd_per_image"]) for r in published}
     gen_audit = next(a for a in audit if KIT_DATA_TYPES.get(a["data_type"]) == "generated")
     human = printed.get("original") or human_usd
     ours = next((r for r in run_rows or [] if r["data_type"] == "generated" and r["usd_per_image"]), None)
     return [(printed["generative"], human), (gen_audit["recomputed_usd_per_image"], human),
-            (ours["usd_per_image"], human_usd) if ours else None]
+            (ours["usd_per_image"], human_usd) if ours and human_usd is not None else None]
 
 
 @dataclass

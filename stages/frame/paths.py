@@ -23,31 +23,22 @@ POOL_DIR = Path("data/pool")
 INDEX_DIR = Path("data/index")
 
 
+def _data_folder(name: str) -> property:
+    """The read-only attribute data/<dataset>/<name>."""
+    return property(lambda self: Path("data") / self.dataset / name, doc=f"data/<dataset>/{name}")
+
+
 @dataclass(frozen=True)
 class DatasetPaths:
     """Every path a per-dataset stage reads or writes for one dataset."""
 
     dataset: str
 
-    @property
-    def prepared(self) -> Path:
-        return Path("data") / self.dataset / "prepared"
-
-    @property
-    def generated(self) -> Path:
-        return Path("data") / self.dataset / "generated"
-
-    @property
-    def retrieved(self) -> Path:
-        return Path("data") / self.dataset / "retrieved"
-
-    @property
-    def inversion(self) -> Path:
-        return Path("data") / self.dataset / "inversion"
-
-    @property
-    def features(self) -> Path:
-        return Path("data") / self.dataset / "features"
+    prepared = _data_folder("prepared")
+    generated = _data_folder("generated")
+    retrieved = _data_folder("retrieved")
+    inversion = _data_folder("inversion")
+    features = _data_folder("features")
 
     def backbone_features(self, model: str, pretrained: str | None) -> Path:
         """Where an extra backbone's features go (embed.backbones): features/backbones/<model>__<pretrained>."""
