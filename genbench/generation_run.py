@@ -22,9 +22,6 @@ from genbench.generation import select_images, select_shards
 from genbench.generation_plan import GenerationPaths, plan_generation
 from genbench.strategies.clip_filter import default_threshold
 
-DROPPED = storage.DROPPED
-
-
 @dataclass
 class Generated:
     """What a run made: its metrics, the images made now, the images it delivers counted as
@@ -46,7 +43,7 @@ def cf_threshold(threshold: float | None, num_classes: int) -> float:
 
 def write_dropped(out_dir: Path, dropped: list[dict]) -> None:
     """dropped.parquet of the candidates CF/RF did not keep; no file when there are none."""
-    path = out_dir / DROPPED
+    path = out_dir / storage.DROPPED
     if not dropped:
         path.unlink(missing_ok=True)
         return

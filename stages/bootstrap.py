@@ -16,9 +16,9 @@ import click
 from genbench import storage
 from genbench.datasets import get_dataset
 from genbench.miniature import train_clip, train_diffusion
-from stages.frame.paths import METRICS
 from stages.frame.options import params_option
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import METRICS
 from stages.frame.runner import StageResult, run_stage
 
 MODELS = Path("models/miniature")

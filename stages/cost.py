@@ -14,8 +14,8 @@ from cost.prices import load_snapshot
 from genbench import storage
 from genbench.errors import DataFileError
 from genbench.headline import summary
-from stages.frame.paths import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
 from stages.frame.options import params_option
+from stages.frame.paths import METER_DATASETS, METER_PIPELINE, METRICS, REPORTS
 from stages.frame.runner import PRICING_SCHEMA, StageResult, run_stage
 
 OUT = METRICS / "cost.json"

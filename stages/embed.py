@@ -19,9 +19,9 @@ from genbench.clip_models import check_clip_source, check_pretrained_used
 from genbench.executors import EMBED_EXECUTORS, EmbeddingWorker, ExecutorOptions, load_encoder
 from genbench.features import cache_key, cached_features, load_features, save_features, text_prototypes
 from genbench.labels import feature_labels
-from stages.frame.paths import DatasetPaths
 from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult, run_stage
 
 def _backbones_check(value: list) -> str | None:

@@ -12,8 +12,8 @@ from genbench.devices import resolve_device
 from genbench.finetune import FinetuneSettings, finetune_encoder, kshot_indices
 from genbench.labels import feature_labels, scoring_targets
 from stages.frame.dataset_command import dataset_stage_command
-from stages.frame.paths import DatasetPaths
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult
 
 

@@ -20,9 +20,9 @@ from genbench.generators import DTYPES, SCHEDULERS
 from genbench.prompts import SIMPLE_TEMPLATE
 from genbench.strategies.captions import DEFAULT_CAPTIONER
 from genbench.strategies.enhance import DEFAULT_ENHANCER
-from stages.frame.paths import DatasetPaths
 from stages.frame.options import address_option, dataset_option, executor_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult, run_stage
 
 

@@ -22,8 +22,8 @@ from genbench.generators import DTYPES
 from genbench.inversion_references import original_references, retrieved_references
 from genbench.inversion_training import invert_sources
 from stages.frame.dataset_command import dataset_stage_command
-from stages.frame.paths import DatasetPaths
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult
 
 SOURCES = ("original", "retrieved")

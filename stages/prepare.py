@@ -20,9 +20,9 @@ from genbench.datasets import get_dataset
 from genbench.kshot import drawn_for, kshot_indices
 from genbench.labels import manifest_label_columns
 from genbench.subsample import per_class_subsample
-from stages.frame.paths import DatasetPaths
 from stages.frame.options import dataset_option, params_option, resolve_dataset
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult, run_stage
 
 SCHEMA = {

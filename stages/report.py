@@ -23,9 +23,9 @@ from genbench.report import DatasetResults, TableEntry, build_index, build_repor
 from genbench.tables import read_reference, write_table
 from genbench.tables.reference import REFERENCE_FILES
 from genbench.tables.run_tables import CostInputs, paper_tables, section31_prices, ti_reference
-from stages.frame.paths import METRICS, REPORTS, DatasetPaths
 from stages.frame.options import params_option, pipeline_datasets
 from stages.frame.params import Field, read_params_file
+from stages.frame.paths import METRICS, REPORTS, DatasetPaths
 from stages.frame.runner import StageResult, run_stage
 from stages.frame.tracking import git_commit
 

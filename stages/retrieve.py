@@ -19,8 +19,8 @@ from genbench.retrieval.remote import RemoteSearcher
 from genbench.retrieval.search import QUERY_MODES, LocalSearcher
 from genbench.retrieval.select import MTS_QUERIES, label_precision, mts_summary, retrieve_classes, retrieved_images, retrieved_rows
 from stages.frame.dataset_command import dataset_stage_command
-from stages.frame.paths import INDEX_DIR, DatasetPaths
 from stages.frame.params import Field, positive
+from stages.frame.paths import INDEX_DIR, DatasetPaths
 from stages.frame.runner import StageResult
 
 BACKENDS = ("local", "remote")

@@ -15,8 +15,8 @@ import click
 from genbench import storage
 from genbench.tables.shots import cler_by_shots
 from stages.frame.dataset_command import dataset_stage_command
-from stages.frame.paths import DatasetPaths
 from stages.frame.params import Field, non_negative, positive
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult
 
 

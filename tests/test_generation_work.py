@@ -18,7 +18,8 @@ from genbench.generation_checks import (
     parse_shard,
 )
 from genbench.generation_plan import GenerationPaths, model_label, plan_generation, shard_extra, strategy_fields
-from genbench.generation_run import DROPPED, cf_threshold, write_dropped
+from genbench.generation_run import cf_threshold, write_dropped
+from genbench.storage import DROPPED
 from genbench.prompts import parse_strategy
 from stages.generate import SCHEMA
 from stages.frame.params import validate_section

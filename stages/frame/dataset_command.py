@@ -7,9 +7,9 @@ from typing import Callable
 
 import click
 
-from stages.frame.paths import DatasetPaths
 from stages.frame.options import dataset_option, params_option, resolve_dataset
 from stages.frame.params import Field
+from stages.frame.paths import DatasetPaths
 from stages.frame.runner import StageResult, run_stage
 
 

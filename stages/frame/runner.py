@@ -19,9 +19,9 @@ from typing import Callable
 
 from genbench import storage
 from genbench.errors import GenBenchError
-from stages.frame.paths import METER_PIPELINE, DatasetPaths
 from stages.frame.mlflow_store import sqlite_path
 from stages.frame.params import Field, params_hash, read_params_file, validate_section
+from stages.frame.paths import METER_PIPELINE, DatasetPaths
 
 PRICING_SCHEMA = {
     "snapshot": Field(str, "paper-2023"),
