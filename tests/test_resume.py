@@ -42,7 +42,10 @@ def _kill_after_some_shards(cwd: Path, rng: random.Random) -> int:
             assert proc.poll() is None, f"generate ended before the kill: {proc.stderr.read().decode()[-2000:]}"
             assert time.monotonic() < deadline, "no shard finished in time"
             time.sleep(0.02)
-        time.sleep(rng.uniform(0, 0.3))
+        # a random fraction of a second more, cut short before the last shard so the kill falls mid-run
+        pause_until = time.monotonic() + rng.uniform(0, 0.3)
+        while time.monotonic() < pause_until and len(list(out.glob("*.done"))) < SHARDS - 1:
+            time.sleep(0.01)
         done = len(list(out.glob("*.done")))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
